@@ -1,0 +1,135 @@
+#include "io/jsonl.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+
+namespace spinlm {
+
+JsonlReader::JsonlReader(std::string path) : path_(std::move(path)), in_(path_, std::ios::binary) {
+  check(in_.good(), path_, ": cannot open for reading (", std::strerror(errno), ")");
+}
+
+std::string JsonlReader::where() const { return path_ + ":" + std::to_string(line_number_); }
+
+bool JsonlReader::next(json& row) {
+  std::string line;
+  while (std::getline(in_, line)) {
+    ++line_number_;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    try {
+      row = json::parse(line);
+    } catch (const json::parse_error& error) {
+      fail(where(), ": not valid JSON (", error.what(), ")");
+    }
+    check(row.is_object(), where(), ": expected a JSON object, got ", row.type_name());
+    return true;
+  }
+  return false;
+}
+
+std::vector<JsonlRow> read_jsonl(const std::string& path) {
+  JsonlReader reader(path);
+  std::vector<JsonlRow> rows;
+  json row;
+  while (reader.next(row)) rows.push_back({std::move(row), reader.line_number()});
+  return rows;
+}
+
+const json& require_field(const json& row, const std::string& key, const std::string& where) {
+  auto found = row.find(key);
+  check(found != row.end(), where, ": missing field \"", key, "\"");
+  return *found;
+}
+
+std::string require_string(const json& row, const std::string& key, const std::string& where) {
+  const json& value = require_field(row, key, where);
+  check(value.is_string(), where, ": field \"", key, "\" must be a string, got ",
+        value.type_name());
+  return value.get<std::string>();
+}
+
+std::vector<int64_t> require_ids(const json& row, const std::string& key, const std::string& where) {
+  const json& value = require_field(row, key, where);
+  check(value.is_array(), where, ": field \"", key, "\" must be an array of token ids");
+  std::vector<int64_t> ids;
+  ids.reserve(value.size());
+  for (const json& id : value) {
+    check(id.is_number_integer(), where, ": field \"", key, "\" must hold integers, got ",
+          id.dump());
+    ids.push_back(id.get<int64_t>());
+  }
+  return ids;
+}
+
+std::string json_line(const json& row) {
+  return row.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void write_jsonl_atomic(const std::string& path, const std::vector<json>& rows) {
+  AtomicFile file(path);
+  for (const json& row : rows) file.write(json_line(row) + "\n");
+  file.commit();
+}
+
+ResumableJsonl::ResumableJsonl(std::string path) : path_(std::move(path)) {
+  std::string partial = partial_path();
+  if (file_exists(partial)) {
+    // Keep complete lines; a line torn by a kill (no trailing newline) is dropped.
+    std::string content = read_file(partial);
+    size_t keep = content.rfind('\n');
+    keep = keep == std::string::npos ? 0 : keep + 1;
+    size_t start = 0;
+    int64_t line = 0;
+    while (start < keep) {
+      size_t end = content.find('\n', start);
+      ++line;
+      std::string text = content.substr(start, end - start);
+      start = end + 1;
+      if (text.empty()) continue;
+      try {
+        existing_.push_back(json::parse(text));
+      } catch (const json::parse_error&) {
+        fail(partial, ":", line, ": corrupt row in a partial output; delete the file to start over");
+      }
+    }
+    check(::truncate(partial.c_str(), static_cast<off_t>(keep)) == 0, partial,
+          ": cannot truncate (", std::strerror(errno), ")");
+  }
+  file_ = std::fopen(partial.c_str(), "ab");
+  check(file_ != nullptr, partial, ": cannot open for appending (", std::strerror(errno), ")");
+}
+
+ResumableJsonl::~ResumableJsonl() {
+  if (file_ != nullptr) std::fclose(file_);
+}
+
+void ResumableJsonl::append(const json& row) {
+  std::string line = json_line(row) + "\n";
+  // One write of the whole line, then a flush: a kill leaves at most one torn line.
+  check(std::fwrite(line.data(), 1, line.size(), file_) == line.size() && std::fflush(file_) == 0,
+        partial_path(), ": write failed (", std::strerror(errno), ")");
+}
+
+void ResumableJsonl::finish() {
+  check(std::fflush(file_) == 0 && ::fsync(::fileno(file_)) == 0, partial_path(),
+        ": write failed (", std::strerror(errno), ")");
+  std::fclose(file_);
+  file_ = nullptr;
+  check(std::rename(partial_path().c_str(), path_.c_str()) == 0, path_,
+        ": cannot rename the finished output into place (", std::strerror(errno), ")");
+}
+
+void ResumableJsonl::finish(const std::vector<json>& rewrite_rows) {
+  std::fclose(file_);
+  file_ = nullptr;
+  write_jsonl_atomic(path_, rewrite_rows);
+  std::remove(partial_path().c_str());
+}
+
+}  // namespace spinlm

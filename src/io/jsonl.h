@@ -1,0 +1,80 @@
+// JSONL: one JSON value a line. Reading names the file and line of every problem;
+// writing is atomic (whole file) or resumable (appended rows, then renamed into place).
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace spinlm {
+
+using json = nlohmann::json;
+
+// Streams the objects of a JSONL file. Blank lines are skipped. A line that is not valid
+// JSON, is not an object, or is not valid UTF-8 raises an Error "FILE:LINE: ...".
+class JsonlReader {
+ public:
+  explicit JsonlReader(std::string path);
+  // Reads the next object into row; false at the end of the file.
+  bool next(json& row);
+  // 1-based line number of the row last returned.
+  int64_t line_number() const { return line_number_; }
+  const std::string& path() const { return path_; }
+  // "FILE:LINE" of the row last returned, for error messages.
+  std::string where() const;
+
+ private:
+  std::string path_;
+  std::ifstream in_;
+  int64_t line_number_ = 0;
+};
+
+// A row with the place it came from, for errors raised after reading.
+struct JsonlRow {
+  json value;
+  int64_t line = 0;
+};
+
+// All object rows of a file.
+std::vector<JsonlRow> read_jsonl(const std::string& path);
+
+// Field access that names file, line and field in its errors.
+const json& require_field(const json& row, const std::string& key, const std::string& where);
+std::string require_string(const json& row, const std::string& key, const std::string& where);
+std::vector<int64_t> require_ids(const json& row, const std::string& key, const std::string& where);
+
+// Writes rows as JSONL atomically.
+void write_jsonl_atomic(const std::string& path, const std::vector<json>& rows);
+
+// JSON text for one line: compact, UTF-8 kept as it is; invalid UTF-8 is replaced rather
+// than aborting the dump (it cannot occur for text spinlm decoded itself).
+std::string json_line(const json& row);
+
+// Rows appended to "<path>.partial" and flushed one by one; a rerun after a kill reopens
+// the partial file, drops a torn last line, and hands back the rows already done.
+// finish() renames the partial file to path.
+class ResumableJsonl {
+ public:
+  explicit ResumableJsonl(std::string path);
+  ~ResumableJsonl();
+  ResumableJsonl(const ResumableJsonl&) = delete;
+  ResumableJsonl& operator=(const ResumableJsonl&) = delete;
+
+  // Rows found in the partial file when opened (complete lines only).
+  const std::vector<json>& existing_rows() const { return existing_; }
+  void append(const json& row);
+  // Renames the partial file into place. With rewrite_rows, writes those rows instead
+  // (e.g. rows sorted back into input order) atomically and removes the partial file.
+  void finish();
+  void finish(const std::vector<json>& rewrite_rows);
+  std::string partial_path() const { return path_ + ".partial"; }
+
+ private:
+  std::string path_;
+  std::vector<json> existing_;
+  std::FILE* file_ = nullptr;
+};
+
+}  // namespace spinlm

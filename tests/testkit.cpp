@@ -1,0 +1,65 @@
+#include "testkit.h"
+
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <stdexcept>
+#include <sys/wait.h>
+
+namespace spinlm::testkit {
+
+std::string make_temp_dir(const std::string& label) {
+  static std::atomic<int> counter{0};
+  const char* base = std::getenv("SPINLM_TEST_TMP");
+  std::filesystem::path root = base ? base : std::filesystem::temp_directory_path() / "spinlm-tests";
+  std::filesystem::path dir =
+      root / (label + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+std::string source_path(const std::string& relative) {
+  return std::string(SPINLM_SOURCE_DIR) + "/" + relative;
+}
+
+std::string spinlm_binary() { return SPINLM_BINARY; }
+
+std::string shell_quote(const std::string& text) {
+  std::string quoted = "'";
+  for (char c : text) {
+    if (c == '\'') {
+      quoted += "'\\''";
+    } else {
+      quoted += c;
+    }
+  }
+  return quoted + "'";
+}
+
+CommandResult run_command(const std::string& command_line) {
+  CommandResult result;
+  std::string full = command_line + " 2>&1";
+  FILE* pipe = ::popen(full.c_str(), "r");
+  if (pipe == nullptr) throw std::runtime_error("popen failed: " + command_line);
+  std::array<char, 4096> buffer;
+  size_t n;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.output.append(buffer.data(), n);
+  int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+CommandResult run_spinlm(const std::string& args) {
+  return run_command(shell_quote(spinlm_binary()) + " " + args);
+}
+
+CommandResult run_python_reference(const std::string& script, const std::string& args) {
+  return run_command("/usr/bin/python3 " + shell_quote(source_path("tests/reference/" + script)) +
+                     " " + args);
+}
+
+}  // namespace spinlm::testkit
