@@ -1,0 +1,72 @@
+// The Llama-family decoder (Llama, Mistral, Qwen2, Qwen3) exactly as transformers computes
+// it: token embedding, L x [RMSNorm -> grouped-query attention with rotate_half RoPE ->
+// residual -> RMSNorm -> SiLU-gated MLP -> residual], final RMSNorm, LM head.
+// Parameters are plain tensors keyed by their HuggingFace names; autograd flows through
+// them when they require grad. Every tensor is created on the model's device and dtype.
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/torch_pch.h"
+#include "model/config.h"
+#include "model/kv_cache.h"
+
+namespace spinlm {
+
+class Transformer {
+ public:
+  // Allocates every parameter (uninitialised) on device in dtype.
+  Transformer(ModelConfig config, at::Device device = at::kCPU, at::ScalarType dtype = at::kFloat);
+
+  const ModelConfig& config() const { return config_; }
+  at::Device device() const { return device_; }
+  at::ScalarType dtype() const { return dtype_; }
+
+  // Parameters in a stable order under their HF names ("model.embed_tokens.weight",
+  // "model.layers.0.self_attn.q_proj.weight", ..., "lm_head.weight" unless tied).
+  const std::vector<std::pair<std::string, at::Tensor>>& named_parameters() const { return parameters_; }
+  std::vector<at::Tensor> parameters() const;
+  at::Tensor parameter(const std::string& name) const;  // Error naming the name if absent
+  void set_requires_grad(bool requires_grad);
+
+  // Normal(0, std) weights (norms 1, biases 0), from seed: HF's _init_weights for Llama.
+  void init_random(uint64_t seed, double std = 0.02);
+
+  // Full forward over a padded batch. input_ids, attention_mask: [B, T] (mask 1 = real
+  // token, 0 = padding, left or right). Positions count real tokens only (cumsum - 1), as
+  // transformers does. Returns the final-normed hidden states [B, T, C].
+  at::Tensor forward_hidden(const at::Tensor& input_ids, const at::Tensor& attention_mask) const;
+
+  // Cached forward for generation: input_ids [B, T] right-padded, token_counts[b] real
+  // tokens in row b, slots[b] the cache slot of row b. Row b's tokens take positions
+  // cache.length(slot) .. + token_counts[b] - 1; their keys/values are written there and the
+  // slot's length grows by token_counts[b]. Returns hidden states [B, T, C] (padding rows'
+  // values are garbage). Runs without autograd.
+  at::Tensor forward_cached(const at::Tensor& input_ids, const std::vector<int64_t>& token_counts,
+                            const std::vector<int64_t>& slots, KVCache& cache) const;
+
+  // LM head: [..., C] -> [..., V] logits in fp32.
+  at::Tensor logits(const at::Tensor& hidden) const;
+
+  // log p(targets[b, t] | hidden[b, t]) for every position: hidden [B, T, C], targets
+  // [B, T] int64 (any value where the result is ignored; negative ids give 0) -> [B, T]
+  // fp32. Computed chunk by chunk over positions with a recomputing backward, so the
+  // full [B, T, V] logits never exist at once, in forward or backward.
+  at::Tensor target_logprobs(const at::Tensor& hidden, const at::Tensor& targets,
+                             int64_t chunk_positions = 1024) const;
+
+ private:
+  ModelConfig config_;
+  at::Device device_;
+  at::ScalarType dtype_;
+  std::vector<std::pair<std::string, at::Tensor>> parameters_;
+  // Per-layer handles into parameters_ (filled by the constructor) live in the .cpp.
+  struct Layer;
+  std::vector<std::shared_ptr<Layer>> layers_;
+  at::Tensor embed_tokens_;  // [V, C]
+  at::Tensor final_norm_;    // [C]
+  at::Tensor lm_head_;       // [V, C] (the embedding when tied)
+};
+
+}  // namespace spinlm
