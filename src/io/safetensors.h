@@ -46,8 +46,15 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
 };
 
+// The libtorch dtype of a safetensors dtype name ("BF16" -> kBFloat16) and back; Error for a
+// name that is unknown or has no libtorch equivalent (U16/U32/U64, F8 types).
+at::ScalarType safetensors_scalar_type(const std::string& dtype);
+std::string safetensors_dtype_name(at::ScalarType scalar);
+
 // Writes tensors (any device; written as their own dtype, contiguous, little-endian) with an
 // 8-byte aligned header and the given metadata (HF writes {"format": "pt"}). Atomic.
+// Entries are laid out as the reference Rust writer does: by descending dtype alignment
+// (I64/F64, F32/I32, BF16/F16/I16, I8/U8/BOOL), then by name.
 void write_safetensors(const std::string& path,
                        const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
@@ -73,7 +80,8 @@ class SafetensorsFolder {
 // Writes model.safetensors, or, above max_shard_bytes, model-0000i-of-0000N.safetensors
 // shards plus model.safetensors.index.json ({"metadata": {"total_size"}, "weight_map"}),
 // as transformers' save_pretrained lays them out. Removes stale weight files of the other
-// layout from dir.
+// layout from dir. Shards are filled greedily in the given order; max_shard_bytes <= 0 means
+// a single file.
 void write_safetensors_folder(const std::string& dir,
                               const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                               int64_t max_shard_bytes);
