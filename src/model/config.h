@@ -33,8 +33,10 @@ struct ModelConfig {
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
-  bool attention_bias = false;  // q/k/v biases (qwen2 always; o_proj never has one here)
+  bool attention_bias = false;  // q/k/v biases (qwen2 always; llama/qwen3 when attention_bias)
   bool qk_norm = false;         // qwen3: RMSNorm over D on q and k before RoPE
+  bool o_proj_bias = false;     // llama/qwen3 attention_bias: o_proj has a bias too (added)
+  int64_t sliding_window = 0;   // mistral: a query sees the last sliding_window keys; 0 = all (added)
   std::vector<int64_t> bos_token_ids;
   std::vector<int64_t> eos_token_ids;
   std::string torch_dtype = "float32";  // as written in config.json

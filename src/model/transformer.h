@@ -56,6 +56,12 @@ class Transformer {
   at::Tensor target_logprobs(const at::Tensor& hidden, const at::Tensor& targets,
                              int64_t chunk_positions = 1024) const;
 
+  // (added) log p(input_ids[b, t] | input_ids[b, <t]) for a padded batch: input_ids,
+  // attention_mask [B, T] -> [B, T] fp32, 0 at each row's first real token and at padding.
+  // forward_hidden + target_logprobs; autograd flows when parameters require grad.
+  at::Tensor token_logprobs(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                            int64_t chunk_positions = 1024) const;
+
  private:
   ModelConfig config_;
   at::Device device_;
@@ -67,6 +73,16 @@ class Transformer {
   at::Tensor embed_tokens_;  // [V, C]
   at::Tensor final_norm_;    // [C]
   at::Tensor lm_head_;       // [V, C] (the embedding when tied)
+  at::Tensor inv_freq_;      // [D / 2] fp32 RoPE inverse frequencies (llama3-scaled if configured)
+
+  struct CacheWrite;  // where forward_cached stores a layer's keys/values (defined in the .cpp)
+  // cos, sin [B, T, 1, D] in the model dtype for positions [B, T].
+  std::pair<at::Tensor, at::Tensor> rope_cos_sin(const at::Tensor& positions) const;
+  // One decoder layer on x [B, T, C]; mask [B, 1, T, S] additive. Without cache the keys
+  // are this call's own (S = T); with one, they are the slots' cached keys after writing.
+  at::Tensor layer_forward(const Layer& layer, const at::Tensor& x, const at::Tensor& cos,
+                           const at::Tensor& sin, const at::Tensor& mask,
+                           const CacheWrite* cache) const;
 };
 
 }  // namespace spinlm

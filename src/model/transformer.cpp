@@ -1,0 +1,388 @@
+// The Llama-family decoder, top to bottom, one op a line. Every formula follows
+// transformers' modeling_llama / modeling_qwen2 / modeling_qwen3 / modeling_mistral:
+// RMSNorm in fp32 then cast back, rotate_half RoPE with inv_freq computed in fp32,
+// eager attention with an additive mask of the dtype's lowest value, softmax in fp32.
+#include "model/transformer.h"
+
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+#include "model/target_logprobs.h"
+
+namespace spinlm {
+
+struct Transformer::Layer {
+  at::Tensor input_norm;              // [C]
+  at::Tensor q_weight, q_bias;        // [H*D, C], [H*D] (bias optional)
+  at::Tensor k_weight, k_bias;        // [Hkv*D, C], [Hkv*D]
+  at::Tensor v_weight, v_bias;        // [Hkv*D, C], [Hkv*D]
+  at::Tensor o_weight, o_bias;        // [C, H*D], [C]
+  at::Tensor q_norm, k_norm;          // [D] (qwen3 only)
+  at::Tensor post_norm;               // [C]
+  at::Tensor gate_weight, up_weight;  // [F, C]
+  at::Tensor down_weight;             // [C, F]
+};
+
+// Where forward_cached puts this step's keys/values, and which cached keys it reads.
+struct Transformer::CacheWrite {
+  KVCache* cache = nullptr;
+  int64_t layer = 0;
+  at::Tensor token_rows;  // [N] rows of the flattened [B*T] batch that are real tokens
+  at::Tensor slot_of;     // [N] their cache slots
+  at::Tensor position_of; // [N] their positions in the slot
+  at::Tensor slots;       // [B] slot of each row
+  int64_t first_slot = -1;  // >= 0 when slots are first_slot, first_slot+1, ... (no gather)
+  int64_t key_length = 0;   // S: keys read per row (max over rows of the length after writing)
+};
+
+namespace {
+
+// x [N, in] -> [N, out] with weight [out, in] and optional bias [out].
+at::Tensor project(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = at::Tensor()) {
+  if (bias.defined()) return at::addmm(bias, x, weight.t());
+  return at::mm(x, weight.t());
+}
+
+// LlamaRMSNorm: normalise in fp32, cast back to the input dtype, then scale.
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  if (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble) {
+    at::Tensor variance = x.pow(2).mean(-1, /*keepdim=*/true);
+    return weight * (x * at::rsqrt(variance + eps));
+  }
+  at::Tensor x32 = x.to(at::kFloat);
+  at::Tensor variance = x32.pow(2).mean(-1, /*keepdim=*/true);
+  return weight * (x32 * at::rsqrt(variance + eps)).to(x.scalar_type());
+}
+
+// rotate_half: [x1, x2] -> [-x2, x1] over the last dimension.
+at::Tensor rotate_half(const at::Tensor& x) {
+  int64_t half = x.size(-1) / 2;
+  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+// x [B, T, h, D], cos/sin [B, T, 1, D].
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  return x * cos + rotate_half(x) * sin;
+}
+
+// Grouped-query attention. q [B, H, T, D], k/v [B, Hkv, S, D], mask [B, 1, T, S] additive.
+// Head h uses key/value head h / G (transformers' repeat_kv); instead of copying k and v
+// G times, the G query heads of a group are stacked along time: [B, Hkv, G*T, D].
+// Returns [B*T, H*D].
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                     const at::Tensor& mask) {
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+  const int64_t Hkv = k.size(1), S = k.size(2), G = H / Hkv;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  at::Tensor grouped = q.reshape({B, Hkv, G * T, D});
+  at::Tensor scores = at::matmul(grouped, k.transpose(-1, -2));  // [B, Hkv, G*T, S]
+  // In place: matmul's backward needs its inputs, not its output.
+  scores = scores.view({B, Hkv, G, T, S}).mul_(scale).add_(mask.unsqueeze(2));
+  at::Tensor probs = q.scalar_type() == at::kFloat || q.scalar_type() == at::kDouble
+                         ? at::softmax(scores, -1)
+                         : at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
+  at::Tensor out = at::matmul(probs.view({B, Hkv, G * T, S}), v);  // [B, Hkv, G*T, D]
+  return out.view({B, H, T, D}).transpose(1, 2).reshape({B * T, H * D});
+}
+
+// Additive mask [B, 1, T, S] from a boolean allowed [B, T, S]: 0 where allowed, the
+// dtype's lowest finite value elsewhere (as transformers does; never -inf, so a fully
+// masked padding row stays finite).
+at::Tensor additive_mask(const at::Tensor& allowed, at::ScalarType dtype) {
+  at::Tensor mask = at::zeros(allowed.sizes(), allowed.options().dtype(dtype));
+  double lowest = dtype == at::kDouble ? std::numeric_limits<double>::lowest()
+                  : dtype == at::kHalf ? -65504.0
+                  : dtype == at::kBFloat16 ? -3.3895313892515355e38
+                                           : double(std::numeric_limits<float>::lowest());
+  mask.masked_fill_(allowed.logical_not(), lowest);
+  return mask.unsqueeze(1);
+}
+
+// transformers' _compute_default_rope_parameters and _compute_llama3_parameters, in fp32.
+at::Tensor compute_inv_freq(const ModelConfig& config, at::Device device) {
+  const int64_t D = config.head_dim;
+  auto options = at::TensorOptions().device(device);
+  at::Tensor exponents = at::arange(0, D, 2, options.dtype(at::kLong)).to(at::kFloat) / double(D);
+  at::Tensor inv_freq = 1.0 / at::pow(config.rope_theta, exponents);
+  const RopeScaling& s = config.rope_scaling;
+  if (s.kind != "llama3") return inv_freq;
+  const double old_context = double(s.original_max_position_embeddings);
+  const double low_freq_wavelen = old_context / s.low_freq_factor;
+  const double high_freq_wavelen = old_context / s.high_freq_factor;
+  at::Tensor wavelen = 2 * M_PI / inv_freq;
+  at::Tensor scaled = at::where(wavelen > low_freq_wavelen, inv_freq / s.factor, inv_freq);
+  at::Tensor smooth = (old_context / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+  at::Tensor smoothed = (1 - smooth) * scaled / s.factor + smooth * scaled;
+  at::Tensor medium = (wavelen < high_freq_wavelen).logical_not() & (wavelen > low_freq_wavelen).logical_not();
+  return at::where(medium, smoothed, scaled);
+}
+
+bool ends_with(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+Transformer::Transformer(ModelConfig config, at::Device device, at::ScalarType dtype)
+    : config_(std::move(config)), device_(device), dtype_(dtype) {
+  const ModelConfig& c = config_;
+  check(c.vocab_size > 0 && c.hidden_size > 0 && c.intermediate_size > 0 && c.num_hidden_layers > 0 &&
+            c.num_attention_heads > 0 && c.num_key_value_heads > 0 && c.head_dim > 0,
+        "model config: sizes must be positive (was the config parsed with ModelConfig::from_json?)");
+  check(c.num_attention_heads % c.num_key_value_heads == 0,
+        "model config: num_key_value_heads must divide num_attention_heads");
+  auto options = at::TensorOptions().device(device).dtype(dtype);
+  auto add = [&](const std::string& name, at::IntArrayRef shape) {
+    at::Tensor tensor = at::empty(shape, options);
+    parameters_.emplace_back(name, tensor);
+    return tensor;
+  };
+  const int64_t C = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
+  const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads;
+  // The order of transformers' state_dict.
+  embed_tokens_ = add("model.embed_tokens.weight", {c.vocab_size, C});
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    auto layer = std::make_shared<Layer>();
+    std::string prefix = "model.layers." + std::to_string(i) + ".";
+    layer->q_weight = add(prefix + "self_attn.q_proj.weight", {H * D, C});
+    if (c.attention_bias) layer->q_bias = add(prefix + "self_attn.q_proj.bias", {H * D});
+    layer->k_weight = add(prefix + "self_attn.k_proj.weight", {Hkv * D, C});
+    if (c.attention_bias) layer->k_bias = add(prefix + "self_attn.k_proj.bias", {Hkv * D});
+    layer->v_weight = add(prefix + "self_attn.v_proj.weight", {Hkv * D, C});
+    if (c.attention_bias) layer->v_bias = add(prefix + "self_attn.v_proj.bias", {Hkv * D});
+    layer->o_weight = add(prefix + "self_attn.o_proj.weight", {C, H * D});
+    if (c.o_proj_bias) layer->o_bias = add(prefix + "self_attn.o_proj.bias", {C});
+    if (c.qk_norm) {
+      layer->q_norm = add(prefix + "self_attn.q_norm.weight", {D});
+      layer->k_norm = add(prefix + "self_attn.k_norm.weight", {D});
+    }
+    layer->gate_weight = add(prefix + "mlp.gate_proj.weight", {F, C});
+    layer->up_weight = add(prefix + "mlp.up_proj.weight", {F, C});
+    layer->down_weight = add(prefix + "mlp.down_proj.weight", {C, F});
+    layer->input_norm = add(prefix + "input_layernorm.weight", {C});
+    layer->post_norm = add(prefix + "post_attention_layernorm.weight", {C});
+    layers_.push_back(layer);
+  }
+  final_norm_ = add("model.norm.weight", {C});
+  lm_head_ = c.tie_word_embeddings ? embed_tokens_ : add("lm_head.weight", {c.vocab_size, C});
+  inv_freq_ = compute_inv_freq(c, device);
+}
+
+std::vector<at::Tensor> Transformer::parameters() const {
+  std::vector<at::Tensor> result;
+  for (const auto& named : parameters_) result.push_back(named.second);
+  return result;
+}
+
+at::Tensor Transformer::parameter(const std::string& name) const {
+  for (const auto& named : parameters_) {
+    if (named.first == name) return named.second;
+  }
+  fail("model has no parameter \"", name, "\"");
+}
+
+void Transformer::set_requires_grad(bool requires_grad) {
+  for (auto& named : parameters_) named.second.set_requires_grad(requires_grad);
+}
+
+void Transformer::init_random(uint64_t seed, double std) {
+  at::NoGradGuard no_grad;
+  at::Generator generator = at::detail::createCPUGenerator(seed);
+  for (auto& [name, tensor] : parameters_) {
+    if (ends_with(name, "norm.weight")) {
+      tensor.fill_(1.0);
+    } else if (ends_with(name, ".bias")) {
+      tensor.zero_();
+    } else {
+      // Drawn on the CPU in fp32, so a seed gives the same weights on every device.
+      at::Tensor values = at::empty(tensor.sizes(), at::kFloat).normal_(0.0, std, generator);
+      tensor.copy_(values);
+    }
+  }
+  // nn.Embedding(padding_idx=pad_token_id) zeroes the padding row at initialisation.
+  const auto& pad = config_.raw.is_object() ? config_.raw.value("pad_token_id", nlohmann::json()) : nlohmann::json();
+  if (pad.is_number_integer() && pad.get<int64_t>() >= 0 && pad.get<int64_t>() < config_.vocab_size) {
+    embed_tokens_[pad.get<int64_t>()].zero_();
+  }
+}
+
+std::pair<at::Tensor, at::Tensor> Transformer::rope_cos_sin(const at::Tensor& positions) const {
+  // [B, T, 1] * [D/2] -> [B, T, D/2], in fp32 like transformers' LlamaRotaryEmbedding.
+  at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq_;
+  at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(2);  // [B, T, 1, D]
+  if (dtype_ == at::kDouble) emb = emb.to(at::kDouble);  // finite-difference checks only
+  return {emb.cos().to(dtype_), emb.sin().to(dtype_)};
+}
+
+at::Tensor Transformer::layer_forward(const Layer& layer, const at::Tensor& x, const at::Tensor& cos,
+                                      const at::Tensor& sin, const at::Tensor& mask,
+                                      const CacheWrite* cache) const {
+  const int64_t B = x.size(0), T = x.size(1), C = x.size(2);
+  const int64_t H = config_.num_attention_heads, Hkv = config_.num_key_value_heads, D = config_.head_dim;
+  const double eps = config_.rms_norm_eps;
+
+  // Attention block.
+  at::Tensor h = rms_norm(x, layer.input_norm, eps).view({B * T, C});    // [B*T, C]
+  at::Tensor q = project(h, layer.q_weight, layer.q_bias).view({B, T, H, D});
+  at::Tensor k = project(h, layer.k_weight, layer.k_bias).view({B, T, Hkv, D});
+  at::Tensor v = project(h, layer.v_weight, layer.v_bias).view({B, T, Hkv, D});
+  if (config_.qk_norm) {
+    q = rms_norm(q, layer.q_norm, eps);
+    k = rms_norm(k, layer.k_norm, eps);
+  }
+  q = apply_rope(q, cos, sin).transpose(1, 2);  // [B, H, T, D]
+  k = apply_rope(k, cos, sin);                  // [B, T, Hkv, D]
+  at::Tensor keys, values;                      // [B, Hkv, S, D]
+  if (cache == nullptr) {
+    keys = k.transpose(1, 2);
+    values = v.transpose(1, 2);
+  } else {
+    // Store the real tokens' keys/values at (slot, position), then read the rows' slots.
+    at::Tensor& key_store = cache->cache->keys(cache->layer);      // [slots, Hkv, max_tokens, D]
+    at::Tensor& value_store = cache->cache->values(cache->layer);
+    using at::indexing::Slice;
+    at::Tensor new_keys = k.reshape({B * T, Hkv, D}).index_select(0, cache->token_rows);    // [N, Hkv, D]
+    at::Tensor new_values = v.reshape({B * T, Hkv, D}).index_select(0, cache->token_rows);
+    key_store.index_put_({cache->slot_of, Slice(), cache->position_of}, new_keys);
+    value_store.index_put_({cache->slot_of, Slice(), cache->position_of}, new_values);
+    if (cache->first_slot >= 0) {
+      keys = key_store.narrow(0, cache->first_slot, B).narrow(2, 0, cache->key_length);
+      values = value_store.narrow(0, cache->first_slot, B).narrow(2, 0, cache->key_length);
+    } else {
+      keys = key_store.narrow(2, 0, cache->key_length).index_select(0, cache->slots);
+      values = value_store.narrow(2, 0, cache->key_length).index_select(0, cache->slots);
+    }
+  }
+  at::Tensor attended = attention(q, keys, values, mask);                 // [B*T, H*D]
+  at::Tensor residual = x + project(attended, layer.o_weight, layer.o_bias).view({B, T, C});
+
+  // MLP block: down(silu(gate(h)) * up(h)).
+  h = rms_norm(residual, layer.post_norm, eps).view({B * T, C});
+  at::Tensor gated = at::silu(project(h, layer.gate_weight)) * project(h, layer.up_weight);  // [B*T, F]
+  return residual + project(gated, layer.down_weight).view({B, T, C});
+}
+
+at::Tensor Transformer::forward_hidden(const at::Tensor& input_ids, const at::Tensor& attention_mask) const {
+  check(input_ids.dim() == 2 && attention_mask.sizes() == input_ids.sizes(),
+        "forward_hidden: input_ids and attention_mask must both be [B, T]");
+  const int64_t T = input_ids.size(1);
+  at::Tensor real = attention_mask.to(device_).to(at::kBool);  // [B, T]
+  // Padding may hold any id; real ids must be in the vocabulary.
+  at::Tensor ids = input_ids.to(device_).to(at::kLong).masked_fill(real.logical_not(), 0);
+  if (ids.numel() > 0) {
+    int64_t low = ids.min().item<int64_t>(), high = ids.max().item<int64_t>();
+    check(low >= 0 && high < config_.vocab_size, "token id ", low < 0 ? low : high,
+          " is outside the vocabulary (size ", config_.vocab_size, ")");
+  }
+  // Positions count real tokens only; padding gets 1 (as transformers' generate does).
+  at::Tensor positions = (real.to(at::kLong).cumsum(-1) - 1).masked_fill(real.logical_not(), 1);
+  auto [cos, sin] = rope_cos_sin(positions);
+
+  // allowed[b, i, j]: key j is real, not in the future and (mistral) inside the window.
+  auto bool_options = at::TensorOptions().device(device_).dtype(at::kBool);
+  at::Tensor causal = at::ones({T, T}, bool_options).tril();
+  if (config_.sliding_window > 0) causal = causal & at::ones({T, T}, bool_options).triu(-(config_.sliding_window - 1));
+  at::Tensor allowed = causal.unsqueeze(0) & real.unsqueeze(1);  // [B, T, T]
+  at::Tensor mask = additive_mask(allowed, dtype_);               // [B, 1, T, T]
+
+  at::Tensor x = at::embedding(embed_tokens_, ids);  // [B, T, C]
+  for (const auto& layer : layers_) x = layer_forward(*layer, x, cos, sin, mask, nullptr);
+  return rms_norm(x, final_norm_, config_.rms_norm_eps);
+}
+
+at::Tensor Transformer::forward_cached(const at::Tensor& input_ids, const std::vector<int64_t>& token_counts,
+                                       const std::vector<int64_t>& slots, KVCache& cache) const {
+  at::NoGradGuard no_grad;
+  check(input_ids.dim() == 2, "forward_cached: input_ids must be [B, T]");
+  const int64_t B = input_ids.size(0), T = input_ids.size(1);
+  check(int64_t(token_counts.size()) == B && int64_t(slots.size()) == B,
+        "forward_cached: token_counts and slots need one entry per row");
+  // Host-side bookkeeping: where each real token goes, and how far each row may look.
+  std::vector<int64_t> token_rows, slot_of, position_of, starts(B);
+  std::vector<bool> slot_used(cache.num_slots(), false);
+  int64_t key_length = 1;
+  bool consecutive = true;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t slot = slots[b];
+    check(slot >= 0 && slot < cache.num_slots(), "forward_cached: slot ", slot, " out of range");
+    check(!slot_used[slot], "forward_cached: slot ", slot, " appears twice in one batch");
+    slot_used[slot] = true;
+    check(token_counts[b] >= 0 && token_counts[b] <= T, "forward_cached: bad token count for row ", b);
+    starts[b] = cache.length(slot);
+    check(starts[b] + token_counts[b] <= cache.max_tokens(), "forward_cached: slot ", slot, " would hold ",
+          starts[b] + token_counts[b], " tokens, more than the cache's ", cache.max_tokens());
+    for (int64_t t = 0; t < token_counts[b]; ++t) {
+      token_rows.push_back(b * T + t);
+      slot_of.push_back(slot);
+      position_of.push_back(starts[b] + t);
+    }
+    key_length = std::max(key_length, starts[b] + std::max<int64_t>(token_counts[b], 1));
+    consecutive = consecutive && slot == slots[0] + b;
+  }
+  key_length = std::min(key_length, cache.max_tokens());
+  auto long_options = at::TensorOptions().dtype(at::kLong);
+  auto to_device = [&](const std::vector<int64_t>& values) {
+    return at::tensor(values, long_options).to(device_);
+  };
+
+  CacheWrite write;
+  write.cache = &cache;
+  write.token_rows = to_device(token_rows);
+  write.slot_of = to_device(slot_of);
+  write.position_of = to_device(position_of);
+  write.slots = to_device(slots);
+  write.first_slot = consecutive ? slots[0] : -1;
+  write.key_length = key_length;
+
+  // positions[b, t] = starts[b] + t; key s is visible to (b, t) when s <= positions[b, t].
+  at::Tensor positions = to_device(starts).unsqueeze(1) + at::arange(T, long_options.device(device_));  // [B, T]
+  at::Tensor key_positions = at::arange(key_length, long_options.device(device_));                       // [S]
+  at::Tensor allowed = key_positions.view({1, 1, -1}) <= positions.unsqueeze(-1);                        // [B, T, S]
+  if (config_.sliding_window > 0) {
+    allowed = allowed & (positions.unsqueeze(-1) - key_positions.view({1, 1, -1}) < config_.sliding_window);
+  }
+  at::Tensor mask = additive_mask(allowed, dtype_);  // [B, 1, T, S]
+  auto [cos, sin] = rope_cos_sin(positions);
+
+  at::Tensor ids = input_ids.to(device_).to(at::kLong).clamp(0, config_.vocab_size - 1);
+  at::Tensor x = at::embedding(embed_tokens_, ids);  // [B, T, C]
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    write.layer = int64_t(i);
+    x = layer_forward(*layers_[i], x, cos, sin, mask, &write);
+  }
+  for (int64_t b = 0; b < B; ++b) cache.set_length(slots[b], starts[b] + token_counts[b]);
+  return rms_norm(x, final_norm_, config_.rms_norm_eps);
+}
+
+at::Tensor Transformer::logits(const at::Tensor& hidden) const {
+  std::vector<int64_t> shape = hidden.sizes().vec();
+  shape.back() = config_.vocab_size;
+  at::Tensor flat = hidden.reshape({-1, hidden.size(-1)});  // [N, C]
+  return at::mm(flat, lm_head_.t()).to(at::kFloat).view(shape);
+}
+
+at::Tensor Transformer::target_logprobs(const at::Tensor& hidden, const at::Tensor& targets,
+                                        int64_t chunk_positions) const {
+  check(hidden.dim() >= 2 && targets.sizes() == hidden.sizes().slice(0, hidden.dim() - 1),
+        "target_logprobs: targets must have hidden's shape without its last dimension");
+  at::Tensor flat = hidden.reshape({-1, hidden.size(-1)});  // [N, C]
+  at::Tensor flat_targets = targets.to(device_).to(at::kLong).reshape({-1});
+  at::Tensor result = chunked_target_logprobs(flat, lm_head_, flat_targets, chunk_positions);  // [N]
+  return result.view(targets.sizes());
+}
+
+at::Tensor Transformer::token_logprobs(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                                       int64_t chunk_positions) const {
+  const int64_t B = input_ids.size(0), T = input_ids.size(1);
+  at::Tensor hidden = forward_hidden(input_ids, attention_mask);  // [B, T, C]
+  if (T < 2) return at::zeros({B, T}, hidden.options().dtype(at::kFloat));
+  at::Tensor real = attention_mask.to(device_).to(at::kBool);
+  // Position t predicts token t+1 when both are real.
+  at::Tensor predicts = real.narrow(1, 0, T - 1) & real.narrow(1, 1, T - 1);  // [B, T-1]
+  at::Tensor targets = input_ids.to(device_).to(at::kLong).narrow(1, 1, T - 1).masked_fill(predicts.logical_not(), -1);
+  at::Tensor logprobs = target_logprobs(hidden.narrow(1, 0, T - 1), targets, chunk_positions);  // [B, T-1]
+  return at::cat({at::zeros({B, 1}, logprobs.options()), logprobs}, 1);
+}
+
+}  // namespace spinlm
