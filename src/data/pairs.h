@@ -1,0 +1,59 @@
+// SPIN pairs as token ids: a prompt, the real (human) response and the generated one.
+//
+// Accepted rows (JSONL, one object a line):
+//  * the generation output: {"real": [msgs], "generated": [msgs], "prompt_ids": [..],
+//    "generated_ids": [..], ...}. prompt_ids and generated_ids are used exactly as they are
+//    (EOS appended to generated_ids when it does not end with one); "real_ids" likewise
+//    when present, otherwise the real response is rendered from the messages as below.
+//  * uclaml/SPIN's {"real": [msgs], "generated": [msgs]} rows, rendered with the model's chat
+//    template: prompt = template(messages before the last assistant turn,
+//    add_generation_prompt=true); response = the rest of template(all messages) after that
+//    prompt text. Prompt and response are tokenised separately without special tokens (what
+//    TRL's DPOTrainer, which uclaml/SPIN's trainer is, does with its prompt/chosen/rejected
+//    strings) and EOS is appended to a response unless it already ends with EOS (newer TRL;
+//    uclaml/SPIN appends it unconditionally after stripping zephyr's "<|assistant|>\n" prefix:
+//    for zephyr's template both give "...</s>\n</s>").
+//  * without a chat template (e.g. a byte-level demo tokenizer): prompt = [BOS] + the prompt
+//    turns' contents concatenated, response = the assistant content + EOS.
+// Every problem is an Error naming "FILE:LINE" and the field.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "text/chat_template.h"
+#include "text/text_codec.h"
+
+namespace spinlm {
+
+struct TokenPair {
+  std::vector<int64_t> prompt;     // prompt ids (chat template with the generation prompt)
+  std::vector<int64_t> real;       // the human response, ending with EOS
+  std::vector<int64_t> generated;  // the model's response, ending with EOS
+  std::string where;               // "FILE:LINE" of the row
+};
+
+// Prompt/response ids of a conversation whose last message is the assistant's answer
+// (rendering rules above). codec may be null only when the row carries ids.
+struct PromptResponseIds {
+  std::vector<int64_t> prompt;
+  std::vector<int64_t> response;
+};
+PromptResponseIds encode_prompt_response(const TextCodec& codec,
+                                         const std::vector<ChatMessage>& messages, int64_t eos_id,
+                                         const std::string& where);
+
+// One row -> pair. codec may be null when every row carries prompt_ids/real_ids/generated_ids.
+TokenPair parse_pair_row(const nlohmann::json& row, const std::string& where,
+                         const TextCodec* codec, int64_t eos_id);
+
+// All rows of the files, in order.
+std::vector<TokenPair> load_pairs(const std::vector<std::string>& files, const TextCodec* codec,
+                                  int64_t eos_id);
+
+// Error naming the row when an id is outside [0, vocab_size) or the prompt is empty.
+void validate_pair(const TokenPair& pair, int64_t vocab_size);
+
+}  // namespace spinlm
