@@ -1,0 +1,64 @@
+// `spinlm generate`: the model answers the first user turn of every conversation in a JSONL
+// file (batched, KV-cached, resumable). All the work is generate_file(); this file only maps
+// command-line options onto GenerateOptions.
+#include <memory>
+
+#include "cli/command.h"
+#include "core/logging.h"
+#include "generate/generate_file.h"
+
+namespace spinlm {
+namespace {
+
+CommandAction setup_generate(CLI::App& app) {
+  auto options = std::make_shared<GenerateOptions>();
+  auto shard = std::make_shared<std::string>("0/1");
+  auto progress_off = std::make_shared<bool>(false);
+  GenerateOptions& o = *options;
+  app.add_option("--model", o.model_dir, "HuggingFace model folder")->required();
+  app.add_option("--input", o.input_path,
+                 "conversation JSONL ({\"messages\":..}, {\"prompt\",\"response\"} or {\"real\",\"generated\"})")
+      ->required();
+  app.add_option("--output", o.output_path, "output JSONL (resumed if OUTPUT.partial exists)")->required();
+  app.add_option("--max-new-tokens", o.max_new_tokens, "most tokens per answer")->capture_default_str();
+  app.add_option("--temperature", o.sampling.temperature, "sampling temperature (0: greedy)")
+      ->capture_default_str();
+  app.add_option("--top-p", o.sampling.top_p, "nucleus sampling mass (1: off)")->capture_default_str();
+  app.add_option("--top-k", o.sampling.top_k, "keep the k most likely tokens (0: off)")->capture_default_str();
+  app.add_option("--min-p", o.sampling.min_p, "drop tokens below min-p x the top probability (0: off)")
+      ->capture_default_str();
+  app.add_flag("--greedy", o.sampling.greedy, "argmax decoding");
+  app.add_option("--seed", o.seed, "random seed (each row draws from (seed, row index, step))")
+      ->capture_default_str();
+  app.add_option("--batch-size", o.batch_size, "rows decoded together")->capture_default_str();
+  app.add_option("--max-batch-tokens", o.max_batch_tokens, "prompt tokens per prefill forward")
+      ->capture_default_str();
+  app.add_option("--prompt-format", o.prompt_format,
+                 "chat (the model's chat template) or spin-legacy (\"### Instruction: ..\")")
+      ->check(CLI::IsMember({"chat", "spin-legacy"}))
+      ->capture_default_str();
+  app.add_option("--system", o.system, "system message before the user turn (chat format)");
+  app.add_option("--stop", o.stop, "stop string (repeatable); the answer is cut before it");
+  app.add_option("--limit", o.limit, "only the first N rows");
+  app.add_option("--shard", *shard, "only rows i with i % N == I")->capture_default_str();
+  app.add_flag("--skip-bad", o.skip_bad, "skip bad rows with a warning instead of stopping");
+  app.add_flag("--no-progress", *progress_off, "no progress bar");
+  return [options, shard, progress_off] {
+    std::tie(options->shard_index, options->shard_count) = parse_shard(*shard);
+    options->show_progress = !*progress_off;
+    GenerateSummary summary = generate_file(*options);
+    log_info("generate: ", summary.rows_generated, " rows generated, ", summary.rows_resumed,
+             " resumed, ", summary.rows_skipped, " skipped; ", summary.new_tokens, " new tokens in ",
+             summary.seconds, " s -> ", options->output_path);
+    if (summary.rows_skipped > 0) {
+      log_warning(summary.rows_skipped, " bad rows skipped (--skip-bad); they are absent from ",
+                  options->output_path);
+    }
+  };
+}
+
+const bool registered = register_command("generate", "sample the model's answers to the prompts of a JSONL file",
+                                         setup_generate);
+
+}  // namespace
+}  // namespace spinlm
