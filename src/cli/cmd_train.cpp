@@ -1,0 +1,60 @@
+// `spinlm train`: SPIN training on pairs (train/spin_trainer.h).
+#include <cstdio>
+
+#include "cli/command.h"
+#include "train/spin_trainer.h"
+
+namespace spinlm {
+namespace {
+
+// Options shared with `spinlm sft`.
+void add_loop_options(CLI::App& app, TrainLoopOptions& loop) {
+  app.add_option("--model", loop.model_dir, "input HF model folder")->required();
+  app.add_option("--output", loop.output_dir, "output folder")->required();
+  app.add_option("--learning-rate", loop.learning_rate, "peak learning rate");
+  app.add_option("--optimizer", loop.optimizer.kind, "rmsprop | adamw")->check(CLI::IsMember({"rmsprop", "adamw"}));
+  app.add_option("--weight-decay", loop.optimizer.weight_decay, "weight decay");
+  app.add_option("--lr-scheduler", loop.lr_scheduler, "linear | cosine | constant")
+      ->check(CLI::IsMember({"linear", "cosine", "constant"}));
+  app.add_option("--warmup-ratio", loop.warmup_ratio, "fraction of steps for linear warmup");
+  app.add_option("--epochs", loop.epochs, "epochs");
+  app.add_option("--batch-size", loop.batch_size, "examples per optimizer step");
+  app.add_option("--micro-batch-size", loop.micro_batch_size, "examples per forward/backward");
+  app.add_option("--max-grad-norm", loop.max_grad_norm, "global gradient-norm clip (0: none)");
+  app.add_option("--logging-steps", loop.logging_steps, "steps per metrics.jsonl row");
+  app.add_option("--save-steps", loop.save_steps, "also checkpoint every N steps (0: epoch ends only)");
+  app.add_option("--seed", loop.seed, "seed of the data order");
+  app.add_flag("--resume", loop.resume, "continue from the last checkpoint in --output");
+}
+
+CommandAction setup_train(CLI::App& app) {
+  auto options = std::make_shared<SpinTrainOptions>();
+  options->loop.learning_rate = 5e-7;
+  add_loop_options(app, options->loop);
+  app.add_option("--data", options->data_files, "pairs JSONL file(s), comma-separated")
+      ->required()
+      ->delimiter(',');
+  app.add_option("--loss", options->loss, "logistic | hinge | exponential | ipo")
+      ->check(CLI::IsMember({"logistic", "sigmoid", "hinge", "exponential", "ipo"}));
+  app.add_option("--beta", options->beta, "beta (the paper's lambda)");
+  app.add_option("--max-length", options->truncation.max_length, "max prompt + response tokens");
+  app.add_option("--max-prompt-length", options->truncation.max_prompt_length, "max prompt tokens when truncating");
+  app.add_option("--sft-weight", options->sft_weight, "weight of the real response's NLL");
+  app.add_option("--reference-mix", options->reference_mix, "BASE_DIR:ALPHA reference alpha*base + (1-alpha)*p_t");
+  app.add_option("--eval-data", options->eval_data, "pairs scored at each epoch end");
+  app.add_option("--chunk-positions", options->chunk_positions, "positions per LM-head chunk");
+  return [options] {
+    SpinTrainResult result = train_spin(*options);
+    std::printf("trained %lld steps; model in %s\n", static_cast<long long>(result.steps),
+                result.output_dir.c_str());
+  };
+}
+
+const bool registered = register_command("train", "SPIN training on real/generated pairs", setup_train);
+
+}  // namespace
+
+// Declared for cmd_sft.cpp (same binary).
+void add_train_loop_options(CLI::App& app, TrainLoopOptions& loop) { add_loop_options(app, loop); }
+
+}  // namespace spinlm

@@ -1,0 +1,61 @@
+// The opponent's (reference) log-probs of every pair, computed once with no gradient and
+// cached on disk, so training keeps only the trained model in memory.
+//
+// Cache: OUT/reference_logprobs-<key>.json, key = a 64-bit hash of the model's weight files
+// (their bytes), the pairs' token ids after truncation and the truncation settings. A cache
+// whose key differs is recomputed, never reused.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "data/collate.h"
+#include "data/pairs.h"
+#include "model/transformer.h"
+
+namespace spinlm {
+
+// Summed response log-probs (real and generated) and response lengths, one entry per pair.
+struct ReferenceLogprobs {
+  std::vector<double> real;
+  std::vector<double> generated;
+  std::vector<int64_t> real_tokens;
+  std::vector<int64_t> generated_tokens;
+};
+
+// Scores of m pairs under a model, from one forward of the 2m sequences.
+struct PairScores {
+  at::Tensor real;              // [m] summed log-probs of the real responses (fp32, with grad if any)
+  at::Tensor generated;         // [m]
+  at::Tensor real_tokens;       // [m] fp32 response lengths
+  at::Tensor generated_tokens;  // [m]
+  int64_t tokens = 0;           // real (non-padding) tokens in the forward
+};
+PairScores score_pairs(const Transformer& model, const std::vector<const TokenPair*>& pairs,
+                       int64_t chunk_positions = 1024);
+
+// Scores every pair without gradient, micro_batch pairs per forward (grouped by length).
+ReferenceLogprobs compute_reference_logprobs(const Transformer& model, const std::vector<TokenPair>& pairs,
+                                             int64_t micro_batch, int64_t chunk_positions = 1024,
+                                             const std::string& label = "reference log-probs");
+
+// Hex hash of a model folder's weight files (model.safetensors or its shards).
+std::string hash_model_weights(const std::string& model_dir);
+// Hex hash of pairs (token ids) and truncation settings.
+std::string hash_pairs(const std::vector<TokenPair>& pairs, const TruncationOptions& truncation);
+
+// Loads cache_path when its key equals key and it holds expected_pairs rows; otherwise runs
+// compute and writes the cache atomically.
+ReferenceLogprobs load_or_compute_reference(const std::string& cache_path, const std::string& key,
+                                            size_t expected_pairs,
+                                            const std::function<ReferenceLogprobs()>& compute);
+
+// --reference-mix BASE:ALPHA (Alami et al. 2024): alpha * log p_base + (1 - alpha) * log p_t.
+struct ReferenceMix {
+  std::string base_dir;  // empty: no mixing
+  double alpha = 0.0;
+};
+ReferenceMix parse_reference_mix(const std::string& text);  // Error naming the option
+ReferenceLogprobs mix_reference(const ReferenceLogprobs& base, const ReferenceLogprobs& current, double alpha);
+
+}  // namespace spinlm

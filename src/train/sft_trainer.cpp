@@ -1,0 +1,99 @@
+#include "train/sft_trainer.h"
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/logging.h"
+#include "model/hf_model.h"
+#include "train/spin_trainer.h"
+
+namespace spinlm {
+
+SftScore sft_score(const Transformer& model, const std::vector<LabeledSequence>& sequences,
+                   int64_t chunk_positions) {
+  SequenceBatch batch = collate_sequences(sequences);
+  const at::Device device = model.device();
+  at::Tensor hidden = model.forward_hidden(batch.input_ids.to(device), batch.attention_mask.to(device));  // [N, T, C]
+  at::Tensor logps = model.target_logprobs(hidden, batch.targets.to(device), chunk_positions);         // [N, T]
+  at::Tensor mask = batch.target_mask.to(device);
+  SftScore score;
+  score.nll_sum = -(logps * mask).sum();
+  score.scored_tokens = static_cast<int64_t>(batch.target_mask.sum().item<double>());
+  score.tokens = batch.real_tokens;
+  return score;
+}
+
+double evaluate_sft(const Transformer& model, const std::vector<SftExample>& examples, int64_t micro_batch,
+                    int64_t chunk_positions) {
+  at::NoGradGuard no_grad;
+  double nll = 0.0;
+  int64_t tokens = 0;
+  for (size_t begin = 0; begin < examples.size(); begin += static_cast<size_t>(micro_batch)) {
+    std::vector<LabeledSequence> seqs;
+    for (size_t i = begin; i < std::min(examples.size(), begin + static_cast<size_t>(micro_batch)); ++i) {
+      seqs.push_back(examples[i].sequence);
+    }
+    SftScore s = sft_score(model, seqs, chunk_positions);
+    nll += s.nll_sum.to(at::kDouble).item<double>();
+    tokens += s.scored_tokens;
+  }
+  return tokens > 0 ? nll / static_cast<double>(tokens) : 0.0;
+}
+
+namespace {
+
+int64_t scored_count(const LabeledSequence& seq) {
+  int64_t n = 0;
+  // A token is scored when a position predicts it: every scored token but a first one.
+  for (size_t t = 1; t < seq.scored.size(); ++t) n += seq.scored[t];
+  return n;
+}
+
+}  // namespace
+
+SftTrainResult train_sft(const SftTrainOptions& options) {
+  check(!options.data_files.empty(), "no training data (--data)");
+  const std::string& model_dir = options.loop.model_dir;
+  ModelText text = load_model_text(model_dir);
+  std::vector<SftExample> examples =
+      load_sft_examples(options.data_files, text.codec.get(), text.eos_id, options.max_length, text.vocab_size);
+  std::vector<SftExample> eval_examples;
+  if (!options.eval_data.empty()) {
+    eval_examples = load_sft_examples({options.eval_data}, text.codec.get(), text.eos_id, options.max_length,
+                                      text.vocab_size);
+  }
+  log_info("sft: ", examples.size(), " examples from ", options.data_files.size(), " file(s)");
+
+  Transformer model = load_model(model_dir);
+  TrainLoopHooks hooks;
+  hooks.num_examples = static_cast<int64_t>(examples.size());
+  std::vector<int64_t> scored;
+  for (const SftExample& e : examples) {
+    hooks.lengths.push_back(static_cast<int64_t>(e.sequence.ids.size()));
+    scored.push_back(scored_count(e.sequence));
+  }
+  int64_t total_ids = 0;
+  for (int64_t len : hooks.lengths) total_ids += len;
+  hooks.fingerprint = {{"kind", "sft"}, {"max_length", options.max_length}, {"data_tokens", total_ids}};
+  hooks.micro_step = [&](const std::vector<int64_t>& micro, const std::vector<int64_t>& batch) {
+    int64_t batch_tokens = 0;
+    for (int64_t i : batch) batch_tokens += scored[i];
+    const double normaliser = static_cast<double>(std::max<int64_t>(1, batch_tokens));
+    std::vector<LabeledSequence> seqs;
+    for (int64_t i : micro) seqs.push_back(examples[i].sequence);
+    SftScore s = sft_score(model, seqs, options.chunk_positions);
+    at::Tensor loss = s.nll_sum / normaliser;
+    loss.backward();
+    return MetricMap{{"loss", loss.detach().to(at::kDouble).item<double>()},
+                     {"tokens", static_cast<double>(s.tokens)}};
+  };
+  if (!eval_examples.empty()) {
+    hooks.evaluate = [&] {
+      return MetricMap{{"loss", evaluate_sft(model, eval_examples, options.loop.micro_batch_size,
+                                             options.chunk_positions)}};
+    };
+  }
+  TrainLoopResult loop = run_train_loop(model, options.loop, hooks);
+  return SftTrainResult{loop.steps, loop.last_logged, loop.last_eval};
+}
+
+}  // namespace spinlm

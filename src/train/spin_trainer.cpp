@@ -1,0 +1,199 @@
+#include "train/spin_trainer.h"
+
+#include <filesystem>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/logging.h"
+#include "model/config.h"
+#include "model/hf_model.h"
+
+namespace spinlm {
+namespace fs = std::filesystem;
+
+ModelText load_model_text(const std::string& model_dir) {
+  ModelText text;
+  const ModelConfig config = load_config((fs::path(model_dir) / "config.json").string());
+  text.vocab_size = config.vocab_size;
+  if (file_exists((fs::path(model_dir) / "tokenizer.json").string())) {
+    text.codec = std::make_unique<TextCodec>(TextCodec::load(model_dir));
+    if (auto eos = text.codec->eos_id()) text.eos_id = *eos;
+  }
+  if (text.eos_id < 0 && !config.eos_token_ids.empty()) text.eos_id = config.eos_token_ids.front();
+  check(text.eos_id >= 0, model_dir, ": no EOS token (neither tokenizer_config.json's eos_token nor "
+                          "config.json's eos_token_id)");
+  return text;
+}
+
+std::vector<TokenPair> load_training_pairs(const std::vector<std::string>& files, const TextCodec* codec,
+                                           int64_t eos_id, const TruncationOptions& truncation,
+                                           int64_t vocab_size) {
+  validate_truncation(truncation);
+  std::vector<TokenPair> pairs = load_pairs(files, codec, eos_id);
+  for (TokenPair& pair : pairs) {
+    validate_pair(pair, vocab_size);
+    pair = truncate_pair(pair, truncation);
+  }
+  return pairs;
+}
+
+SpinMicroOutput spin_micro_loss(const Transformer& model, const std::vector<const TokenPair*>& pairs,
+                                const std::vector<double>& reference_real,
+                                const std::vector<double>& reference_generated, SpinLoss loss,
+                                double beta, double sft_weight, double normaliser,
+                                int64_t chunk_positions) {
+  const int64_t m = static_cast<int64_t>(pairs.size());
+  PairScores scores = score_pairs(model, pairs, chunk_positions);
+  const auto options = at::TensorOptions().dtype(scores.real.scalar_type()).device(scores.real.device());
+  at::Tensor ref_real = at::tensor(reference_real, at::kDouble).to(options);            // [m]
+  at::Tensor ref_generated = at::tensor(reference_generated, at::kDouble).to(options);  // [m]
+  at::Tensor policy_real = scores.real, policy_generated = scores.generated;
+  if (ipo_uses_mean_logprobs(loss)) {
+    at::Tensor rt = scores.real_tokens.clamp_min(1), gt = scores.generated_tokens.clamp_min(1);
+    policy_real = policy_real / rt;
+    policy_generated = policy_generated / gt;
+    ref_real = ref_real / rt;
+    ref_generated = ref_generated / gt;
+  }
+  PairLossOutput out = spin_pair_loss(loss, beta, policy_real, policy_generated, ref_real, ref_generated);
+  at::Tensor per_pair = out.losses;  // [m]
+  if (sft_weight != 0) {
+    per_pair = per_pair + sft_weight * (-scores.real / scores.real_tokens.clamp_min(1));
+  }
+  SpinMicroOutput result;
+  result.loss = per_pair.sum() / normaliser;
+  auto total = [&](const at::Tensor& t) { return t.detach().to(at::kDouble).sum().item<double>() / normaliser; };
+  result.metrics["loss"] = total(per_pair);
+  result.metrics["rewards/real"] = total(out.rewards_real);
+  result.metrics["rewards/generated"] = total(out.rewards_generated);
+  result.metrics["rewards/accuracies"] = total((out.rewards_real > out.rewards_generated).to(at::kDouble));
+  result.metrics["rewards/margins"] = total(out.rewards_real - out.rewards_generated);
+  result.metrics["logps/real"] = total(policy_real);
+  result.metrics["logps/generated"] = total(policy_generated);
+  result.metrics["tokens"] = static_cast<double>(scores.tokens);
+  (void)m;
+  return result;
+}
+
+MetricMap evaluate_spin(const Transformer& model, const std::vector<TokenPair>& pairs,
+                        const ReferenceLogprobs& reference, SpinLoss loss, double beta,
+                        double sft_weight, int64_t micro_batch, int64_t chunk_positions) {
+  at::NoGradGuard no_grad;
+  MetricMap sums;
+  const int64_t n = static_cast<int64_t>(pairs.size());
+  for (int64_t begin = 0; begin < n; begin += micro_batch) {
+    std::vector<const TokenPair*> ptrs;
+    std::vector<double> rr, rg;
+    for (int64_t i = begin; i < std::min(n, begin + micro_batch); ++i) {
+      ptrs.push_back(&pairs[i]);
+      rr.push_back(reference.real[i]);
+      rg.push_back(reference.generated[i]);
+    }
+    SpinMicroOutput out = spin_micro_loss(model, ptrs, rr, rg, loss, beta, sft_weight,
+                                          static_cast<double>(n), chunk_positions);
+    for (const auto& [key, value] : out.metrics) sums[key] += value;
+  }
+  sums.erase("tokens");
+  return sums;
+}
+
+namespace {
+
+// The opponent's log-probs: p_t's own (cached), optionally mixed with a base model's.
+ReferenceLogprobs reference_for(const std::vector<TokenPair>& pairs, const SpinTrainOptions& options,
+                                const std::string& pairs_key, const std::string& model_key,
+                                Transformer* model, const ReferenceMix& mix,
+                                const std::string& base_key, const std::string& what) {
+  const std::string out = options.loop.output_dir;
+  const int64_t micro = options.loop.micro_batch_size;
+  const std::string key = model_key + "-" + pairs_key;
+  ReferenceLogprobs current = load_or_compute_reference(
+      (fs::path(out) / ("reference_logprobs-" + key + ".json")).string(), key, pairs.size(), [&] {
+        return compute_reference_logprobs(*model, pairs, micro, options.chunk_positions, what);
+      });
+  if (mix.base_dir.empty()) return current;
+  const std::string bkey = base_key + "-" + pairs_key;
+  ReferenceLogprobs base = load_or_compute_reference(
+      (fs::path(out) / ("reference_logprobs-" + bkey + ".json")).string(), bkey, pairs.size(), [&] {
+        Transformer base_model = load_model(mix.base_dir);
+        return compute_reference_logprobs(base_model, pairs, micro, options.chunk_positions,
+                                          what + " (base)");
+      });
+  return mix_reference(base, current, mix.alpha);
+}
+
+}  // namespace
+
+SpinTrainResult train_spin(const SpinTrainOptions& options) {
+  check(!options.data_files.empty(), "no training data (--data)");
+  const SpinLoss loss = parse_spin_loss(options.loss);
+  check(options.beta > 0, "--beta must be positive, got ", options.beta);
+  const ReferenceMix mix = parse_reference_mix(options.reference_mix);
+  const std::string& model_dir = options.loop.model_dir;
+
+  ModelText text = load_model_text(model_dir);
+  std::vector<TokenPair> pairs = load_training_pairs(options.data_files, text.codec.get(), text.eos_id,
+                                                     options.truncation, text.vocab_size);
+  std::vector<TokenPair> eval_pairs;
+  if (!options.eval_data.empty()) {
+    eval_pairs = load_training_pairs({options.eval_data}, text.codec.get(), text.eos_id,
+                                     options.truncation, text.vocab_size);
+  }
+  make_directories(options.loop.output_dir);
+  log_info("train: ", pairs.size(), " pairs from ", options.data_files.size(), " file(s)");
+
+  // Weights hashes first (cheap relative to a forward pass over the data).
+  const std::string model_key = hash_model_weights(model_dir);
+  const std::string base_key = mix.base_dir.empty() ? "" : hash_model_weights(mix.base_dir);
+  const std::string pairs_key = hash_pairs(pairs, options.truncation);
+
+  Transformer model = load_model(model_dir);
+  model.set_requires_grad(false);
+  const ReferenceLogprobs reference =
+      reference_for(pairs, options, pairs_key, model_key, &model, mix, base_key, "reference log-probs");
+  ReferenceLogprobs eval_reference;
+  if (!eval_pairs.empty()) {
+    eval_reference = reference_for(eval_pairs, options, hash_pairs(eval_pairs, options.truncation),
+                                   model_key, &model, mix, base_key, "eval reference log-probs");
+  }
+
+  TrainLoopHooks hooks;
+  hooks.num_examples = static_cast<int64_t>(pairs.size());
+  for (const TokenPair& p : pairs) {
+    hooks.lengths.push_back(static_cast<int64_t>(p.prompt.size() + std::max(p.real.size(), p.generated.size())));
+  }
+  hooks.fingerprint = {{"loss", spin_loss_name(loss)},
+                       {"beta", options.beta},
+                       {"sft_weight", options.sft_weight},
+                       {"reference_mix", options.reference_mix},
+                       {"data_hash", pairs_key},
+                       {"model_hash", model_key}};
+  hooks.micro_step = [&](const std::vector<int64_t>& micro, const std::vector<int64_t>& batch) {
+    std::vector<const TokenPair*> ptrs;
+    std::vector<double> rr, rg;
+    for (int64_t i : micro) {
+      ptrs.push_back(&pairs[i]);
+      rr.push_back(reference.real[i]);
+      rg.push_back(reference.generated[i]);
+    }
+    SpinMicroOutput out = spin_micro_loss(model, ptrs, rr, rg, loss, options.beta, options.sft_weight,
+                                          static_cast<double>(batch.size()), options.chunk_positions);
+    out.loss.backward();
+    return out.metrics;
+  };
+  if (!eval_pairs.empty()) {
+    hooks.evaluate = [&] {
+      return evaluate_spin(model, eval_pairs, eval_reference, loss, options.beta, options.sft_weight,
+                           options.loop.micro_batch_size, options.chunk_positions);
+    };
+  }
+  TrainLoopResult loop = run_train_loop(model, options.loop, hooks);
+  SpinTrainResult result;
+  result.steps = loop.steps;
+  result.last_logged = loop.last_logged;
+  result.last_eval = loop.last_eval;
+  result.output_dir = options.loop.output_dir;
+  return result;
+}
+
+}  // namespace spinlm

@@ -1,0 +1,75 @@
+// The optimisation loop shared by `spinlm train` (SPIN) and `spinlm sft`: a seeded shuffle
+// per epoch, batches split into length-grouped micro-batches whose gradients accumulate to
+// the batch mean, global-norm clipping (grad_norm logged before clipping, as transformers
+// does), the optimizer and LR schedule, metrics.jsonl, epoch-end and --save-steps
+// checkpoints, --resume, and a clear error on a non-finite loss or gradient.
+//
+// Steps: batches per epoch = ceil(N / batch_size) (the last batch may be smaller), total
+// steps = epochs * that; warmup = ceil(warmup_ratio * total).
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "model/transformer.h"
+#include "train/optimizer.h"
+
+namespace spinlm {
+
+struct TrainLoopOptions {
+  std::string model_dir;   // the input model: its tokenizer files go into every saved folder
+  std::string output_dir;
+  double learning_rate = 5e-7;
+  OptimizerOptions optimizer;  // kind rmsprop | adamw, weight_decay, ...
+  std::string lr_scheduler = "linear";
+  double warmup_ratio = 0.1;
+  int64_t epochs = 2;
+  int64_t batch_size = 64;
+  int64_t micro_batch_size = 8;
+  double max_grad_norm = 1.0;  // <= 0: no clipping
+  int64_t logging_steps = 10;
+  int64_t save_steps = 0;      // > 0: also checkpoint every save_steps steps
+  uint64_t seed = 42;
+  bool resume = false;
+  // > 0: return after this many optimizer steps in this call, without the final save, as if
+  // the process had been killed there (the pipeline slices work with it; tests kill runs).
+  int64_t stop_after_steps = 0;
+};
+
+// Contributions of one micro-batch to its step's metrics, already divided so that summing
+// them over the micro-batches of a batch gives the batch value (e.g. sum over pairs / B).
+// "tokens" (real tokens processed) is summed as is.
+using MetricMap = std::map<std::string, double>;
+
+struct TrainLoopHooks {
+  int64_t num_examples = 0;
+  std::vector<int64_t> lengths;  // per example, for grouping micro-batches by length
+  // Forward and backward of one micro-batch (indices into the data) of the given batch; the
+  // loss it backpropagates must already be scaled so the accumulated gradient is the batch's.
+  std::function<MetricMap(const std::vector<int64_t>& micro, const std::vector<int64_t>& batch)> micro_step;
+  // Optional evaluation at each epoch end (run without grad); keys are logged with "eval_".
+  std::function<MetricMap()> evaluate;
+  // Options that must be equal when resuming (checked against the checkpoint).
+  nlohmann::json fingerprint = nlohmann::json::object();
+};
+
+struct TrainLoopResult {
+  int64_t steps = 0;
+  MetricMap last_logged;  // the last training metrics row
+  MetricMap last_eval;    // the last evaluation (empty without evaluate)
+  bool already_finished = false;  // --resume found a finished run: nothing was done
+  bool stopped = false;           // stop_after_steps ended the call before the end
+};
+
+TrainLoopResult run_train_loop(Transformer& model, const TrainLoopOptions& options,
+                               const TrainLoopHooks& hooks);
+
+// The global L2 norm of the parameters' gradients (in double), as clip_grad_norm_ reports.
+double global_grad_norm(const std::vector<at::Tensor>& params);
+// Scales the gradients by max_norm / (norm + 1e-6) when that is below 1 (torch's clip_grad_norm_).
+void clip_gradients(const std::vector<at::Tensor>& params, double norm, double max_norm);
+
+}  // namespace spinlm
