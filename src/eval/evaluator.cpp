@@ -1,0 +1,134 @@
+#include "eval/evaluator.h"
+
+#include "core/error.h"
+#include "core/logging.h"
+#include "eval/fewshot_sampler.h"
+#include "eval/greedy_generation.h"
+#include "eval/loglikelihood.h"
+#include "eval/metrics.h"
+#include "eval/prompt_builder.h"
+#include "eval/task_data.h"
+
+namespace spinlm {
+
+int effective_num_fewshot(const TaskConfig& config, int requested) {
+  // evaluator.simple_evaluate: a task whose config says 0-shot ignores --num_fewshot.
+  if (requested < 0 || config.num_fewshot == 0) return config.num_fewshot;
+  return requested;
+}
+
+TaskPrompts build_task_prompts(const TaskDefinition& task, const EvalOptions& options) {
+  TaskPrompts prompts;
+  const TaskConfig& config = task.config;
+  prompts.num_fewshot = effective_num_fewshot(config, options.num_fewshot);
+  prompts.docs = load_task_docs(task_docs_path(config, options.data_dir), task.process, options.limit);
+  const std::string pool_path = task_fewshot_path(config, options.data_dir);
+  if (prompts.num_fewshot > 0) prompts.fewshot_pool = load_task_docs(pool_path, task.process);
+  FewshotSampler sampler(config, prompts.fewshot_pool, pool_path);
+  for (const EvalDoc& doc : prompts.docs) {
+    const auto shots = sampler.select(doc, prompts.num_fewshot);
+    const std::string prefix = fewshot_prefix(config, doc, shots);
+    if (config.output_type == OutputType::kMultipleChoice) {
+      prompts.loglikelihood.push_back(loglikelihood_requests(config, doc, prefix));
+    } else {
+      prompts.generation.push_back(generation_context(doc, prefix));
+    }
+  }
+  return prompts;
+}
+
+namespace {
+
+std::map<std::string, MetricSummary> summarize(const std::vector<std::map<std::string, double>>& doc_metrics,
+                                               const std::vector<size_t>& members) {
+  std::map<std::string, std::vector<double>> values;
+  for (size_t i : members) {
+    for (const auto& [name, value] : doc_metrics[i]) values[name].push_back(value);
+  }
+  std::map<std::string, MetricSummary> out;
+  for (const auto& [name, list] : values) out[name] = MetricSummary{mean(list), mean_stderr(list)};
+  return out;
+}
+
+}  // namespace
+
+TaskResult evaluate_task(const Transformer& model, const TextCodec& codec, const TaskDefinition& task,
+                         const EvalOptions& options) {
+  const TaskConfig& config = task.config;
+  TaskPrompts prompts = build_task_prompts(task, options);
+  TaskResult result;
+  result.name = config.name;
+  result.config = config;
+  result.config.num_fewshot = prompts.num_fewshot;
+  result.num_docs = static_cast<int64_t>(prompts.docs.size());
+  log_info(config.name, ": ", prompts.docs.size(), " documents, ", prompts.num_fewshot, "-shot");
+
+  if (config.output_type == OutputType::kMultipleChoice) {
+    // The harness's eot_token_id stands in for an empty context (-1: none known).
+    const int64_t empty_context_id = options.eos_ids.empty() ? -1 : options.eos_ids.front();
+    std::optional<int64_t> bos;
+    if (config.add_bos) {
+      bos = codec.bos_id();
+      check(bos.has_value(), "task ", config.name, " asks for BOS but the tokenizer has no bos_token");
+    }
+    std::vector<LoglikelihoodRequest> requests;
+    for (const auto& doc_requests : prompts.loglikelihood) {
+      for (const auto& [context, continuation] : doc_requests) {
+        requests.push_back(
+            encode_loglikelihood_request(codec.tokenizer(), context, continuation, empty_context_id, bos));
+      }
+    }
+    LoglikelihoodOptions ll_options;
+    ll_options.batch_size = options.batch_size;
+    ll_options.max_length = options.max_length;
+    ll_options.show_progress = options.show_progress;
+    const auto scores = score_loglikelihood(model, requests, ll_options);
+    size_t next = 0;
+    for (size_t d = 0; d < prompts.docs.size(); ++d) {
+      std::vector<double> lls;
+      for (size_t c = 0; c < prompts.loglikelihood[d].size(); ++c) lls.push_back(scores[next++].logprob);
+      result.doc_metrics.push_back(score_multiple_choice(config, prompts.docs[d], lls));
+    }
+  } else {
+    std::vector<GreedyRequest> requests;
+    for (const auto& context : prompts.generation) {
+      requests.push_back(GreedyRequest{context, config.generation.until, config.generation.max_gen_toks});
+    }
+    GreedyOptions gen_options;
+    gen_options.batch_size = options.batch_size;
+    gen_options.max_length = options.max_length;
+    gen_options.eos_ids = options.eos_ids;
+    gen_options.show_progress = options.show_progress;
+    const auto texts = generate_greedy(model, codec.tokenizer(), requests, gen_options);
+    for (size_t d = 0; d < prompts.docs.size(); ++d) {
+      result.doc_metrics.push_back(score_generation(config, prompts.docs[d], texts[d]));
+    }
+  }
+
+  std::vector<size_t> all(prompts.docs.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  result.metrics = summarize(result.doc_metrics, all);
+  if (config.fewshot_by_subset) {
+    // Subsets in order of first appearance; the pooled task metric is the mean over all
+    // documents (the harness's size-weighted group mean).
+    std::vector<std::string> names;
+    std::map<std::string, std::vector<size_t>> members;
+    for (size_t i = 0; i < prompts.docs.size(); ++i) {
+      const auto& subset = prompts.docs[i].subset;
+      if (!members.count(subset)) names.push_back(subset);
+      members[subset].push_back(i);
+    }
+    for (const auto& subset : names) {
+      TaskResult sub;
+      sub.name = config.name + "_" + subset;
+      sub.config = result.config;
+      sub.config.name = sub.name;
+      sub.num_docs = static_cast<int64_t>(members[subset].size());
+      sub.metrics = summarize(result.doc_metrics, members[subset]);
+      result.subsets.push_back(std::move(sub));
+    }
+  }
+  return result;
+}
+
+}  // namespace spinlm

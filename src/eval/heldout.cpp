@@ -1,0 +1,109 @@
+#include "eval/heldout.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "core/progress.h"
+#include "data/pairs.h"
+#include "data/sft_data.h"
+#include "eval/metrics.h"
+
+namespace spinlm {
+
+HeldoutSftResult heldout_sft(const Transformer& model, const TextCodec& codec, int64_t eos_id,
+                             const HeldoutSftOptions& options) {
+  check(options.batch_size > 0, "--batch-size must be positive");
+  auto examples = load_sft_examples(options.files, &codec, eos_id, options.max_length, model.config().vocab_size);
+  if (options.limit >= 0 && static_cast<int64_t>(examples.size()) > options.limit) examples.resize(options.limit);
+  HeldoutSftResult result;
+  result.examples = static_cast<int64_t>(examples.size());
+  std::vector<int64_t> all(examples.size()), lengths(examples.size());
+  for (size_t i = 0; i < examples.size(); ++i) {
+    all[i] = static_cast<int64_t>(i);
+    lengths[i] = static_cast<int64_t>(examples[i].sequence.ids.size());
+  }
+  at::NoGradGuard no_grad;
+  Progress progress("held-out SFT", result.examples, "conversations");
+  int64_t done = 0;
+  for (const auto& micro : group_by_length(all, lengths, options.batch_size)) {
+    std::vector<LabeledSequence> sequences;
+    for (int64_t i : micro) sequences.push_back(examples[i].sequence);
+    const SequenceBatch batch = collate_sequences(sequences);
+    const at::Tensor hidden = model.forward_hidden(batch.input_ids.to(model.device()),
+                                                   batch.attention_mask.to(model.device()));  // [N, T, C]
+    const at::Tensor logprobs = model.target_logprobs(hidden, batch.targets.to(model.device()));  // [N, T]
+    const at::Tensor mask = batch.target_mask.to(logprobs.device()).to(logprobs.scalar_type());
+    result.nll_sum -= (logprobs * mask).sum().to(at::kDouble).item<double>();
+    result.tokens += static_cast<int64_t>(batch.target_mask.sum().item<float>());
+    done += static_cast<int64_t>(micro.size());
+    progress.update(done);
+  }
+  progress.finish();
+  check(result.tokens > 0, "held-out SFT data has no assistant tokens to score");
+  result.nll_per_token = result.nll_sum / static_cast<double>(result.tokens);
+  result.perplexity = std::exp(result.nll_per_token);
+  return result;
+}
+
+std::vector<TokenPair> load_heldout_pairs(const TextCodec& codec, int64_t eos_id, int64_t vocab_size,
+                                          const HeldoutPairsOptions& options) {
+  validate_truncation(options.truncation);
+  auto pairs = load_pairs(options.files, &codec, eos_id);
+  if (options.limit >= 0 && static_cast<int64_t>(pairs.size()) > options.limit) pairs.resize(options.limit);
+  check(!pairs.empty(), "held-out pairs: no rows");
+  for (auto& pair : pairs) {
+    validate_pair(pair, vocab_size);
+    pair = truncate_pair(pair, options.truncation);
+  }
+  return pairs;
+}
+
+ReferenceLogprobs score_heldout_pairs(const Transformer& model, const std::vector<TokenPair>& pairs,
+                                      const HeldoutPairsOptions& options) {
+  return compute_reference_logprobs(model, pairs, options.batch_size, 1024, "held-out pairs");
+}
+
+HeldoutPairsResult summarize_pair_rewards(const ReferenceLogprobs& model, const ReferenceLogprobs& opponent,
+                                          double beta) {
+  const size_t n = model.real.size();
+  check(n > 0 && opponent.real.size() == n && model.generated.size() == n && opponent.generated.size() == n,
+        "held-out pairs: model and opponent scored different numbers of pairs");
+  HeldoutPairsResult result;
+  result.pairs = static_cast<int64_t>(n);
+  std::vector<double> correct(n), margins(n), real(n), generated(n);
+  for (size_t i = 0; i < n; ++i) {
+    real[i] = beta * (model.real[i] - opponent.real[i]);
+    generated[i] = beta * (model.generated[i] - opponent.generated[i]);
+    correct[i] = real[i] > generated[i] ? 1.0 : 0.0;
+    margins[i] = real[i] - generated[i];
+  }
+  result.reward_accuracy = mean(correct);
+  result.reward_accuracy_stderr = mean_stderr(correct);
+  result.reward_margin = mean(margins);
+  result.rewards_real = mean(real);
+  result.rewards_generated = mean(generated);
+  result.logps_real = mean(model.real);
+  result.logps_generated = mean(model.generated);
+  return result;
+}
+
+nlohmann::json to_json(const HeldoutSftResult& result) {
+  return {{"examples", result.examples},       {"tokens", result.tokens},
+          {"nll_sum", result.nll_sum},         {"nll_per_token", result.nll_per_token},
+          {"perplexity", result.perplexity}};
+}
+
+nlohmann::json to_json(const HeldoutPairsResult& result) {
+  nlohmann::json stderr_value = std::isnan(result.reward_accuracy_stderr) ? nlohmann::json("N/A")
+                                                                          : nlohmann::json(result.reward_accuracy_stderr);
+  return {{"pairs", result.pairs},
+          {"rewards/accuracies", result.reward_accuracy},
+          {"rewards/accuracies_stderr", stderr_value},
+          {"rewards/margins", result.reward_margin},
+          {"rewards/real", result.rewards_real},
+          {"rewards/generated", result.rewards_generated},
+          {"logps/real", result.logps_real},
+          {"logps/generated", result.logps_generated}};
+}
+
+}  // namespace spinlm
