@@ -27,6 +27,9 @@ class ChatTemplate {
                      const nlohmann::json& extra = nlohmann::json::object()) const;
   // Renders with an arbitrary context object.
   std::string render_context(const nlohmann::json& context) const;
+  // Same, keeping the key order of JSON objects as Python's dicts do (it shows in tojson
+  // and in printed dicts; nlohmann::json sorts keys).
+  std::string render_ordered(const nlohmann::ordered_json& context) const;
 
   const std::string& source() const { return source_; }
 
