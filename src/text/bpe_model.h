@@ -30,6 +30,8 @@ class BpeModel {
   const std::string* id_to_token(int64_t id) const;
   // One more than the largest id of the vocabulary.
   int64_t size() const { return static_cast<int64_t>(id_to_token_.size()); }
+  // Number of vocabulary entries (the library numbers new added tokens from here).
+  int64_t entries() const { return static_cast<int64_t>(vocab_.size()); }
 
  private:
   struct Merge {

@@ -32,9 +32,51 @@ pcre2_match_data* thread_match_data() {
   return md.data;
 }
 
+// Unicode White_Space (what Oniguruma's and Rust's \s match); PCRE2's \s also takes U+180E.
+const char* kSpaceItems = "\\t\\n\\x{0B}\\f\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}";
+// Oniguruma's Unicode \w: letters, marks, decimal digits, connector punctuation (PCRE2's
+// takes all numbers and no marks).
+const char* kWordItems = "\\p{L}\\p{M}\\p{Nd}\\p{Pc}";
+
+// Rewrites \s, \S, \w, \W so that PCRE2 matches the characters Oniguruma does. Inside a
+// character class the positive forms are spliced in; \S and \W there are left alone.
+std::string onig_compatible(const std::string& pattern) {
+  std::string out;
+  out.reserve(pattern.size() * 2);
+  bool in_class = false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size()) {
+      char n = pattern[++i];
+      if (n == 's' || n == 'w') {
+        const char* items = n == 's' ? kSpaceItems : kWordItems;
+        out += in_class ? std::string(items) : "[" + std::string(items) + "]";
+      } else if ((n == 'S' || n == 'W') && !in_class) {
+        out += "[^" + std::string(n == 'S' ? kSpaceItems : kWordItems) + "]";
+      } else {
+        out += c;
+        out += n;
+      }
+      continue;
+    }
+    if (!in_class && c == '[') {
+      in_class = true;
+      out += c;
+      // A ']' right after '[' or '[^' is a literal member.
+      if (i + 1 < pattern.size() && pattern[i + 1] == '^') out += pattern[++i];
+      if (i + 1 < pattern.size() && pattern[i + 1] == ']') out += pattern[++i];
+      continue;
+    }
+    if (in_class && c == ']') in_class = false;
+    out += c;
+  }
+  return out;
+}
+
 }  // namespace
 
-Regex::Regex(const std::string& pattern) : code_(std::make_shared<Code>()) {
+Regex::Regex(const std::string& source) : code_(std::make_shared<Code>()) {
+  const std::string pattern = onig_compatible(source);
   int error = 0;
   PCRE2_SIZE offset = 0;
   code_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
@@ -42,7 +84,7 @@ Regex::Regex(const std::string& pattern) : code_(std::make_shared<Code>()) {
   if (!code_->code) {
     PCRE2_UCHAR message[256];
     pcre2_get_error_message(error, message, sizeof message);
-    fail("invalid regex /", pattern, "/ at offset ", offset, ": ", reinterpret_cast<char*>(message));
+    fail("invalid regex /", source, "/ at offset ", offset, ": ", reinterpret_cast<char*>(message));
   }
   pcre2_jit_compile(code_->code, PCRE2_JIT_COMPLETE);  // falls back to the interpreter if no JIT
 }

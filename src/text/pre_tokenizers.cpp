@@ -120,6 +120,23 @@ auto char_matcher(bool (*pred)(char32_t)) {
   };
 }
 
+void word_or_symbol_runs(std::string_view text, std::vector<std::pair<size_t, size_t>>& out) {
+  int run_kind = 0;  // 0 none, 1 word characters, 2 other non-space characters
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t n;
+    char32_t cp = unicode::decode_at(text, pos, &n);
+    int kind = unicode::is_word_character(cp) ? 1 : unicode::is_whitespace(cp) ? 0 : 2;
+    if (kind != 0 && kind == run_kind) {
+      out.back().second = pos + n;
+    } else if (kind != 0) {
+      out.emplace_back(pos, pos + n);
+    }
+    run_kind = kind;
+    pos += n;
+  }
+}
+
 class Split : public PreTokenizer {
  public:
   Split(Pattern pattern, Behavior behavior, bool invert)
@@ -244,9 +261,9 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& j, const 
                                            individual ? Behavior::Isolated : Behavior::Contiguous, false);
   }
   if (type == "Whitespace") {
-    auto regex = std::make_shared<Regex>("\\w+|[^\\w\\s]+");
-    return std::make_unique<FunctionSplit>(
-        [regex](std::string_view t, auto& out) { regex->find_all(t, out); }, Behavior::Removed, true);
+    // The library's regex \w+|[^\w\s]+ (Rust regex classes): runs of word characters or
+    // runs of other non-space characters are kept, whitespace removed.
+    return std::make_unique<FunctionSplit>(&word_or_symbol_runs, Behavior::Removed, true);
   }
   if (type == "WhitespaceSplit") {
     return std::make_unique<FunctionSplit>(char_matcher(&unicode::is_whitespace), Behavior::Removed, false);

@@ -87,7 +87,18 @@ Tokenizer Tokenizer::load(const std::string& file_or_dir) {
     impl->decoder = make_decoder(j.value("decoder", nlohmann::json()), file);
     auto added = parse_added_tokens(j.value("added_tokens", nlohmann::json()), file);
     impl->vocab_size = impl->model->size();
+    // As the library does: an added token whose content is already known keeps that id (the
+    // file's id is ignored); a new one gets the next id after the model's vocabulary.
+    int64_t next_id = impl->model->entries();
     for (size_t i = 0; i < added.size(); ++i) {
+      auto known = impl->added_by_content.find(added[i].content);
+      if (known != impl->added_by_content.end()) {
+        added[i].id = known->second;
+      } else if (auto model_id = impl->model->token_to_id(added[i].content)) {
+        added[i].id = *model_id;
+      } else {
+        added[i].id = next_id++;
+      }
       impl->added_by_content.emplace(added[i].content, added[i].id);
       impl->added_by_id[added[i].id] = i;
       impl->vocab_size = std::max(impl->vocab_size, added[i].id + 1);
