@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
 #include <sstream>
 
 #include "core/error.h"
@@ -67,6 +68,8 @@ std::vector<std::pair<std::string, ojson>> conversations() {
   c.emplace_back("template-like content",
                  ojson::array({message("user", "{{ not a tag }} {% if %} {# comment #} <|im_end|> [INST] </s>")}));
   c.emplace_back("roles not alternating", ojson::array({message("user", "one"), message("user", "two")}));
+  c.emplace_back("structured content",
+                 ojson::array({ojson{{"role", "user"}, {"content", ojson::parse(R"([{"type": "image"}, {"type": "text", "text": "  What is this?  "}])")}}}));
   c.emplace_back("reasoning", ojson::array({message("user", "Think about it"),
                                             message("assistant", "<think>\nStep one.\nStep two.\n</think>\n\nThe answer is 4."),
                                             message("user", "And now?")}));
@@ -78,8 +81,41 @@ ojson weather_tool() {
       "description": "Get the current weather in a city",
       "parameters": {"type": "object", "properties": {
         "city": {"type": "string", "description": "The city, e.g. Paris"},
-        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"], "description": "Unit"}},
       "required": ["city"]}}})");
+}
+
+ojson search_tool() {
+  return ojson::parse(R"({"type": "function", "function": {"name": "search",
+      "description": "Search the web — in any language",
+      "parameters": {"type": "object", "properties": {
+        "queries": {"type": "array", "items": {"type": "string"}, "description": "Queries to run"},
+        "limit": {"type": ["integer", "null"], "description": "Results per query", "default": 1.5e-05},
+        "filters": {"type": "object", "additionalProperties": {"type": "boolean"}, "description": "Flags"}},
+      "required": ["queries"]}}})");
+}
+
+// Seeded random conversations: alternating turns whose content mixes words, whitespace runs,
+// unicode and template-like punctuation.
+std::vector<ojson> random_conversations(size_t count) {
+  const std::vector<std::string> pieces = {"hello", "world", " ", "  ", "\n", "\n\n", "\t", "é", "日本", "🎉",
+                                           "{{", "}}", "{%", "'", "\"", "\\", "<think>", "</think>", "0.5",
+                                           "\u00a0", "-", "#", "[INST]", "\r\n"};
+  std::mt19937 rng(1234);
+  std::vector<ojson> out;
+  for (size_t i = 0; i < count; ++i) {
+    ojson messages = ojson::array();
+    if (rng() % 2 == 0) messages.push_back(message("system", "You are helpful."));
+    const size_t turns = 1 + rng() % 5;
+    for (size_t t = 0; t < turns; ++t) {
+      std::string content;
+      const size_t n = rng() % 12;
+      for (size_t k = 0; k < n; ++k) content += pieces[rng() % pieces.size()];
+      messages.push_back(message(t % 2 == 0 ? "user" : "assistant", content));
+    }
+    out.push_back(messages);
+  }
+  return out;
 }
 
 // A tool round trip as OpenAI-style messages (arguments as an object, as transformers expects).
@@ -121,9 +157,16 @@ std::vector<Case> template_cases() {
         cases.push_back({name + " / " + conversation.first + (generation_prompt ? " / prompt" : ""), name, source, context});
       }
     }
-    const bool takes_tools = name == "qwen2.5" || name == "qwen3" || name == "llama3.1" || name == "mistral-v0.3";
+    const auto randoms = random_conversations(12);
+    for (size_t i = 0; i < randoms.size(); ++i) {
+      ojson context = {{"messages", randoms[i]}, {"add_generation_prompt", i % 2 == 0},
+                       {"bos_token", tokens.first}, {"eos_token", tokens.second}};
+      cases.push_back({name + " / random " + std::to_string(i), name, source, context});
+    }
+    const bool takes_tools = name == "qwen2.5" || name == "qwen3" || name == "llama3.1" || name == "llama3.2" ||
+                             name == "mistral-v0.3" || name == "command-r-plus-tool_use";
     if (takes_tools) {
-      ojson context = {{"messages", tool_conversation()}, {"tools", ojson::array({weather_tool()})},
+      ojson context = {{"messages", tool_conversation()}, {"tools", ojson::array({weather_tool(), search_tool()})},
                        {"add_generation_prompt", true}, {"bos_token", tokens.first}, {"eos_token", tokens.second}};
       cases.push_back({name + " / tools", name, source, context});
     }
@@ -230,8 +273,9 @@ TEST_F(ChatTemplateReference, InterpreterFeaturesMatchJinja2) {
 
 TEST_F(ChatTemplateReference, RealTemplatesMatchJinja2) {
   const auto names = template_names();
-  for (const char* required : {"zephyr", "llama2-chat", "llama3", "llama3.1", "mistral-v0.1", "mistral-v0.2",
-                               "mistral-v0.3", "qwen2.5", "qwen3", "gemma3", "chatml"}) {
+  for (const char* required : {"zephyr", "llama2-chat", "llama3", "llama3.1", "llama3.2", "mistral-v0.1", "mistral-v0.2",
+                               "mistral-v0.3", "qwen2.5", "qwen3", "gemma3", "chatml", "phi3.5",
+                               "command-r-plus-tool_use"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), required), names.end()) << required;
   }
   size_t rendered = 0;

@@ -343,7 +343,8 @@ Value get_item(const Value& obj, const Value& key) {
 
 Value get_slice(const Value& obj, const Value& start_v, const Value& stop_v, const Value& step_v) {
   if (obj.is_undefined()) raise(obj.text.empty() ? "cannot slice an undefined value" : obj.text);
-  if (obj.kind != Kind::String && !obj.is_sequence()) raise("'" + type_name(obj) + "' object is not subscriptable");
+  // jinja2's getitem turns the TypeError of slicing a number or a dict into Undefined.
+  if (obj.kind != Kind::String && !obj.is_sequence()) return Value::undefined("'" + type_name(obj) + "' object is not subscriptable");
   auto given = [](const Value& v) { return !v.is_undefined() && !v.is_none(); };
   const int64_t n = length(obj);
   const int64_t step = given(step_v) ? as_int(step_v, "slice step") : 1;

@@ -111,17 +111,48 @@ char32_t to_title(char32_t cp) {
   return static_cast<char32_t>(utf8proc_totitle(static_cast<utf8proc_int32_t>(cp)));
 }
 
+// The unconditional one-to-many mappings of Unicode's SpecialCasing.txt that Python applies
+// in str.upper()/str.lower() and utf8proc's simple mappings do not.
+const char* special_upper(char32_t cp) {
+  switch (cp) {
+    case 0x00DF: return "SS";
+    case 0x0149: return "\u02BCN";
+    case 0x01F0: return "J\u030C";
+    case 0xFB00: return "FF";
+    case 0xFB01: return "FI";
+    case 0xFB02: return "FL";
+    case 0xFB03: return "FFI";
+    case 0xFB04: return "FFL";
+    case 0xFB05: return "ST";
+    case 0xFB06: return "ST";
+    default: return nullptr;
+  }
+}
+
 std::string str_upper(const std::string& s) {
   std::string out;
   out.reserve(s.size());
-  for (char32_t cp : utf8_decode(s)) utf8_append(out, to_upper(cp));
+  for (char32_t cp : utf8_decode(s)) {
+    const char* special = special_upper(cp);
+    if (special != nullptr) {
+      out += special;
+    } else {
+      utf8_append(out, to_upper(cp));
+    }
+  }
   return out;
 }
 
 std::string str_lower(const std::string& s) {
   std::string out;
   out.reserve(s.size());
-  for (char32_t cp : utf8_decode(s)) utf8_append(out, to_lower(cp));
+  for (char32_t cp : utf8_decode(s)) {
+    if (cp == 0x0130) {
+      out += "i\u0307";  // LATIN CAPITAL LETTER I WITH DOT ABOVE lowers to two code points
+    } else {
+      utf8_append(out, to_lower(cp));
+    }
+  }
   return out;
 }
 
