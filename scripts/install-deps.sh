@@ -9,6 +9,8 @@ packages=(
   nlohmann-json3-dev libyaml-cpp-dev libpcre2-dev libutf8proc-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-torch python3-jinja2 python3-numpy
+  debian-faq fortunes-min
+  chromium  # renders report.html headless in tests/test_report.cpp
 )
 
 missing=()

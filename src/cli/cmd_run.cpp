@@ -1,0 +1,48 @@
+// `spinlm run --config RECIPE.yaml [--output RUN] [--resume]`: the SPIN loop of a recipe
+// (pipeline/spin_loop.h), then the summary table and RUN/report.html.
+#include <cstdio>
+
+#include "cli/command.h"
+#include "core/error.h"
+#include "pipeline/recipe.h"
+#include "pipeline/report.h"
+#include "pipeline/spin_loop.h"
+
+namespace spinlm {
+namespace {
+
+struct RunCliOptions {
+  std::string config;
+  std::string output;
+  bool resume = false;
+  bool validate_only = false;
+};
+
+CommandAction setup_run(CLI::App& app) {
+  auto o = std::make_shared<RunCliOptions>();
+  app.add_option("--config", o->config, "recipe YAML (see examples/)")->required();
+  app.add_option("--output", o->output, "run folder (default: the recipe's output_dir)");
+  app.add_flag("--resume", o->resume, "continue a killed run in the same folder");
+  app.add_flag("--check", o->validate_only, "validate the recipe and exit");
+  return [o] {
+    // The whole recipe is validated before anything is written.
+    const Recipe recipe = load_recipe(o->config);
+    if (o->validate_only) {
+      std::printf("%s: valid recipe, %zu iterations\n", o->config.c_str(), recipe.iterations.size());
+      return;
+    }
+    RunOptions options;
+    options.run_dir = o->output.empty() ? recipe.output_dir : o->output;
+    options.resume = o->resume;
+    const RunSummary summary = run_spin(recipe, options);
+    std::printf("%s", format_summary_table(summary).c_str());
+    if (!summary.stopped.empty()) std::printf("stopped early: %s\n", summary.stopped.c_str());
+    std::printf("final model: %s\nreport: %s\n", summary.final_model.c_str(),
+                write_report(options.run_dir).c_str());
+  };
+}
+
+const bool registered = register_command("run", "run the SPIN loop of a recipe (generate, train, evaluate)", setup_run);
+
+}  // namespace
+}  // namespace spinlm

@@ -1,0 +1,306 @@
+// Recipe parsing: every map is checked against its known keys before values are read, and
+// every value error names the key and the FILE:LINE yaml-cpp recorded for it.
+#include "pipeline/recipe.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <set>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+
+namespace spinlm {
+namespace {
+
+// The training keys, accepted at the top level (defaults) and in each iteration.
+const std::vector<std::string> kTrainKeys = {
+    "learning_rate", "beta", "loss_type", "num_train_epochs", "per_device_train_batch_size",
+    "gradient_accumulation_steps", "max_length", "max_prompt_length", "warmup_ratio",
+    "lr_scheduler_type", "optim", "weight_decay", "max_grad_norm", "logging_steps",
+    "sft_weight", "mix_previous"};
+
+// A YAML map with the context for error messages.
+class Section {
+ public:
+  Section(YAML::Node node, std::string source, std::string path)
+      : node_(node), source_(std::move(source)), path_(std::move(path)) {}
+
+  // Every key must be one of known (an Error names the first that is not).
+  void only(const std::vector<std::string>& known) const {
+    for (const auto& entry : node_) {
+      const std::string key = entry.first.as<std::string>();
+      if (std::find(known.begin(), known.end(), key) == known.end()) {
+        std::string list;
+        for (const std::string& k : known) list += (list.empty() ? "" : ", ") + k;
+        fail(where(entry.first), ": unknown key '", name(key), "' (known here: ", list, ")");
+      }
+    }
+  }
+
+  bool has(const std::string& key) const { return bool(node_[key]); }
+
+  std::string where(const YAML::Node& node) const {
+    const YAML::Mark mark = node.Mark();
+    return source_ + ":" + std::to_string(mark.line + 1);
+  }
+  std::string name(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+  YAML::Node get(const std::string& key) const { return node_[key]; }
+
+  Section child(const std::string& key) const {
+    YAML::Node n = node_[key];
+    check(n.IsMap(), where(n), ": key '", name(key), "' must be a map of settings");
+    return Section(n, source_, name(key));
+  }
+
+  // Reads a scalar of type T into out when the key is present.
+  template <class T>
+  bool read(const std::string& key, T& out, const char* expected) const {
+    YAML::Node n = node_[key];
+    if (!n) return false;
+    check(n.IsScalar(), where(n), ": key '", name(key), "' must be ", expected);
+    try {
+      out = n.as<T>();
+    } catch (const YAML::Exception&) {
+      fail(where(n), ": key '", name(key), "' must be ", expected, ", got '", n.Scalar(), "'");
+    }
+    return true;
+  }
+
+  void number(const std::string& key, double& out, double low, double high) const {
+    if (!read(key, out, "a number")) return;
+    check(std::isfinite(out) && out >= low && out <= high, where(get(key)), ": key '", name(key),
+          "' must be in [", low, ", ", high, "], got ", out);
+  }
+  void positive(const std::string& key, double& out) const {
+    if (!read(key, out, "a number")) return;
+    check(std::isfinite(out) && out > 0, where(get(key)), ": key '", name(key),
+          "' must be a positive number, got ", out);
+  }
+  void integer(const std::string& key, int64_t& out, int64_t low) const {
+    if (!read(key, out, "an integer")) return;
+    check(out >= low, where(get(key)), ": key '", name(key), "' must be at least ", low,
+          ", got ", out);
+  }
+  void flag(const std::string& key, bool& out) const { read(key, out, "true or false"); }
+  void text(const std::string& key, std::string& out) const {
+    read(key, out, "a string");
+    check(!has(key) || !out.empty(), where(get(key)), ": key '", name(key), "' must not be empty");
+  }
+  // A string that must be one of choices; aliases map other spellings to a choice.
+  void choice(const std::string& key, std::string& out, const std::vector<std::string>& choices,
+              const std::vector<std::pair<std::string, std::string>>& aliases = {}) const {
+    std::string value;
+    if (!read(key, value, "a string")) return;
+    for (const auto& [alias, target] : aliases)
+      if (value == alias) value = target;
+    if (std::find(choices.begin(), choices.end(), value) == choices.end()) {
+      std::string list;
+      for (const std::string& c : choices) list += (list.empty() ? "" : ", ") + c;
+      fail(where(get(key)), ": key '", name(key), "' must be one of ", list, ", got '",
+           get(key).Scalar(), "'");
+    }
+    out = value;
+  }
+
+ private:
+  YAML::Node node_;
+  std::string source_;
+  std::string path_;
+};
+
+void read_train(const Section& s, TrainSettings& t) {
+  s.positive("learning_rate", t.learning_rate);
+  s.positive("beta", t.beta);
+  // TRL calls the paper's logistic loss "sigmoid".
+  s.choice("loss_type", t.loss, {"logistic", "hinge", "exponential", "ipo"},
+           {{"sigmoid", "logistic"}});
+  s.integer("num_train_epochs", t.num_train_epochs, 1);
+  s.integer("per_device_train_batch_size", t.per_device_train_batch_size, 1);
+  s.integer("gradient_accumulation_steps", t.gradient_accumulation_steps, 1);
+  s.integer("max_length", t.max_length, 2);
+  s.integer("max_prompt_length", t.max_prompt_length, 1);
+  s.number("warmup_ratio", t.warmup_ratio, 0.0, 1.0);
+  s.choice("lr_scheduler_type", t.lr_scheduler_type, {"linear", "cosine", "constant"});
+  s.choice("optim", t.optim, {"rmsprop", "adamw"},
+           {{"adamw_torch", "adamw"}, {"adamw_hf", "adamw"}, {"RMSprop", "rmsprop"}});
+  s.number("weight_decay", t.weight_decay, 0.0, 1.0);
+  s.number("max_grad_norm", t.max_grad_norm, 0.0, 1e9);
+  s.integer("logging_steps", t.logging_steps, 1);
+  s.number("sft_weight", t.sft_weight, 0.0, 1e6);
+  s.flag("mix_previous", t.mix_previous);
+  if (t.max_prompt_length >= t.max_length)
+    fail(s.where(s.has("max_prompt_length") ? s.get("max_prompt_length") : s.get("max_length")),
+         ": key '", s.name("max_prompt_length"), "' (", t.max_prompt_length,
+         ") must be below max_length (", t.max_length, ")");
+}
+
+std::string resolve(const std::string& path, const std::string& base_dir) {
+  if (path.empty() || base_dir.empty() || std::filesystem::path(path).is_absolute()) return path;
+  return (std::filesystem::path(base_dir) / path).lexically_normal().string();
+}
+
+}  // namespace
+
+Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
+                    const std::string& base_dir) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::ParserException& error) {
+    fail(source, ":", error.mark.line + 1, ": not valid YAML: ", error.msg);
+  }
+  check(root.IsMap(), source, ": a recipe is a YAML map of settings");
+  Recipe recipe;
+  recipe.source = source;
+  const Section top(root, source, "");
+  std::vector<std::string> known = {"model_name_or_path", "output_dir", "seed", "num_iterations",
+                                    "data", "generation", "evaluation", "iterations", "stop",
+                                    "control"};
+  known.insert(known.end(), kTrainKeys.begin(), kTrainKeys.end());
+  top.only(known);
+
+  check(top.has("model_name_or_path"), source, ": missing key 'model_name_or_path' (the SFT model folder)");
+  top.text("model_name_or_path", recipe.model_name_or_path);
+  recipe.model_name_or_path = resolve(recipe.model_name_or_path, base_dir);
+  top.text("output_dir", recipe.output_dir);
+  recipe.output_dir = resolve(recipe.output_dir, base_dir);
+  int64_t seed = 42;
+  top.integer("seed", seed, 0);
+  recipe.seed = uint64_t(seed);
+
+  TrainSettings defaults;
+  read_train(top, defaults);
+
+  check(top.has("data"), source, ": missing key 'data' (with data.train, the SFT conversations)");
+  const Section data = top.child("data");
+  data.only({"train", "heldout", "test", "max_train_samples", "max_heldout_samples", "max_test_samples"});
+  check(data.has("train"), data.where(root["data"]), ": missing key 'data.train'");
+  data.text("train", recipe.data.train);
+  data.text("heldout", recipe.data.heldout);
+  data.text("test", recipe.data.test);
+  for (std::string* path : {&recipe.data.train, &recipe.data.heldout, &recipe.data.test})
+    *path = resolve(*path, base_dir);
+  data.integer("max_train_samples", recipe.data.max_train_samples, 0);
+  data.integer("max_heldout_samples", recipe.data.max_heldout_samples, 0);
+  data.integer("max_test_samples", recipe.data.max_test_samples, 0);
+
+  if (top.has("generation")) {
+    const Section g = top.child("generation");
+    g.only({"max_new_tokens", "temperature", "top_p", "top_k", "min_p", "batch_size", "prompt_format"});
+    GenerationSettings& gen = recipe.generation;
+    g.integer("max_new_tokens", gen.max_new_tokens, 1);
+    g.number("temperature", gen.temperature, 0.0, 100.0);
+    g.number("top_p", gen.top_p, 0.0, 1.0);
+    check(gen.top_p > 0, g.where(g.get("top_p")), ": key 'generation.top_p' must be above 0");
+    g.integer("top_k", gen.top_k, 0);
+    g.number("min_p", gen.min_p, 0.0, 1.0);
+    g.integer("batch_size", gen.batch_size, 1);
+    g.choice("prompt_format", gen.prompt_format, {"chat", "spin-legacy"});
+  }
+
+  if (top.has("evaluation")) {
+    const Section e = top.child("evaluation");
+    e.only({"heldout_reward_accuracy", "heldout_nll", "exact_match", "max_new_tokens"});
+    EvaluationSettings& ev = recipe.evaluation;
+    e.flag("heldout_reward_accuracy", ev.heldout_reward_accuracy);
+    e.flag("heldout_nll", ev.heldout_nll);
+    e.flag("exact_match", ev.exact_match);
+    e.integer("max_new_tokens", ev.max_new_tokens, 1);
+  }
+  // Evaluations that need a data set are off when the set is missing.
+  if (recipe.data.heldout.empty()) recipe.evaluation.heldout_reward_accuracy = recipe.evaluation.heldout_nll = false;
+  if (recipe.data.test.empty()) recipe.evaluation.exact_match = false;
+
+  int64_t num_iterations = -1;
+  top.integer("num_iterations", num_iterations, 1);
+  if (top.has("iterations")) {
+    const YAML::Node list = root["iterations"];
+    check(list.IsSequence() && list.size() > 0, top.where(list),
+          ": key 'iterations' must be a list of per-iteration settings (one map per iteration)");
+    for (size_t t = 0; t < list.size(); ++t) {
+      check(list[t].IsMap() || list[t].IsNull(), top.where(list[t]), ": key 'iterations[", t,
+            "]' must be a map of settings");
+      TrainSettings settings = defaults;
+      if (list[t].IsMap()) {
+        const Section it(list[t], source, "iterations[" + std::to_string(t) + "]");
+        it.only(kTrainKeys);
+        read_train(it, settings);
+      }
+      recipe.iterations.push_back(settings);
+    }
+    check(num_iterations < 0 || num_iterations == int64_t(list.size()), top.where(root["num_iterations"]),
+          ": key 'num_iterations' (", num_iterations, ") disagrees with the ", list.size(),
+          " entries of 'iterations'");
+  } else {
+    recipe.iterations.assign(size_t(num_iterations < 0 ? 1 : num_iterations), defaults);
+  }
+
+  if (top.has("stop")) {
+    const Section s = top.child("stop");
+    s.only({"reward_accuracy_tolerance", "patience"});
+    double tolerance = 0;
+    if (s.has("reward_accuracy_tolerance")) {
+      s.number("reward_accuracy_tolerance", tolerance, 0.0, 0.5);
+      recipe.stop.reward_accuracy_tolerance = tolerance;
+      check(recipe.evaluation.heldout_reward_accuracy, s.where(s.get("reward_accuracy_tolerance")),
+            ": key 'stop.reward_accuracy_tolerance' needs data.heldout and "
+            "evaluation.heldout_reward_accuracy");
+    }
+    s.integer("patience", recipe.stop.patience, 0);
+    check(recipe.stop.patience == 0 || recipe.evaluation.exact_match, s.where(s.get("patience")),
+          ": key 'stop.patience' needs data.test and evaluation.exact_match");
+  }
+  if (top.has("control")) {
+    const Section c = top.child("control");
+    c.only({"enabled"});
+    c.flag("enabled", recipe.control.enabled);
+  }
+  return recipe;
+}
+
+Recipe load_recipe(const std::string& path) {
+  const std::string text = read_file(path);
+  return parse_recipe(text, path, std::filesystem::path(path).parent_path().string());
+}
+
+std::string recipe_to_json(const Recipe& r) {
+  nlohmann::json iterations = nlohmann::json::array();
+  for (const TrainSettings& t : r.iterations)
+    iterations.push_back({{"learning_rate", t.learning_rate}, {"beta", t.beta}, {"loss_type", t.loss},
+                          {"num_train_epochs", t.num_train_epochs},
+                          {"per_device_train_batch_size", t.per_device_train_batch_size},
+                          {"gradient_accumulation_steps", t.gradient_accumulation_steps},
+                          {"max_length", t.max_length}, {"max_prompt_length", t.max_prompt_length},
+                          {"warmup_ratio", t.warmup_ratio}, {"lr_scheduler_type", t.lr_scheduler_type},
+                          {"optim", t.optim}, {"weight_decay", t.weight_decay},
+                          {"max_grad_norm", t.max_grad_norm}, {"logging_steps", t.logging_steps},
+                          {"sft_weight", t.sft_weight}, {"mix_previous", t.mix_previous}});
+  const GenerationSettings& g = r.generation;
+  const EvaluationSettings& e = r.evaluation;
+  nlohmann::json out = {
+      {"model_name_or_path", r.model_name_or_path},
+      {"seed", r.seed},
+      {"data", {{"train", r.data.train}, {"heldout", r.data.heldout}, {"test", r.data.test},
+                {"max_train_samples", r.data.max_train_samples},
+                {"max_heldout_samples", r.data.max_heldout_samples},
+                {"max_test_samples", r.data.max_test_samples}}},
+      {"generation", {{"max_new_tokens", g.max_new_tokens}, {"temperature", g.temperature},
+                      {"top_p", g.top_p}, {"top_k", g.top_k}, {"min_p", g.min_p},
+                      {"batch_size", g.batch_size}, {"prompt_format", g.prompt_format}}},
+      {"evaluation", {{"heldout_reward_accuracy", e.heldout_reward_accuracy},
+                      {"heldout_nll", e.heldout_nll}, {"exact_match", e.exact_match},
+                      {"max_new_tokens", e.max_new_tokens}}},
+      {"iterations", iterations},
+      {"stop", {{"reward_accuracy_tolerance",
+                 r.stop.reward_accuracy_tolerance ? nlohmann::json(*r.stop.reward_accuracy_tolerance)
+                                                  : nlohmann::json()},
+                {"patience", r.stop.patience}}},
+      {"control", {{"enabled", r.control.enabled}}}};
+  return out.dump(2);
+}
+
+}  // namespace spinlm

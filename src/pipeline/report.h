@@ -1,0 +1,36 @@
+// `spinlm report RUN`: RUN/report.html, one self-contained page (inline SVG, no scripts, no
+// network) showing what a SPIN run did:
+//   - training curves per iteration against the global step: loss, rewards/real,
+//     rewards/generated, rewards/accuracies, rewards/margins (from RUN/iter_T/metrics.jsonl);
+//   - the evaluation table across models: SFT (RUN/sft_eval.json), iter 0, 1, ...
+//     (RUN/iter_T/eval.json) and the continued-SFT control (RUN/control/iter_T/eval.json);
+//   - sample pairs per iteration, the real answer next to the generated one
+//     (RUN/iter_T/pairs.jsonl), HTML-escaped.
+// Missing pieces (a run still going, no control) are left out, not errors.
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace spinlm {
+
+// Escapes & < > " ' for HTML text and attribute values.
+std::string html_escape(const std::string& text);
+
+struct ChartSeries {
+  std::string label;
+  std::string color;                            // CSS colour
+  std::vector<std::pair<double, double>> points;  // (x, y); non-finite y are skipped
+};
+
+// An SVG line chart with axes, ticks, a title and a legend.
+std::string svg_line_chart(const std::string& title, const std::vector<ChartSeries>& series,
+                           int width = 560, int height = 300);
+
+// Builds the page for run_dir (see above) and returns it.
+std::string render_report(const std::string& run_dir, int samples_per_iteration = 4);
+
+// Writes run_dir/report.html atomically and returns its path.
+std::string write_report(const std::string& run_dir, int samples_per_iteration = 4);
+
+}  // namespace spinlm

@@ -1,0 +1,437 @@
+// The SPIN loop: generate -> train -> evaluate for each iteration, every step recorded in
+// RUN/state.json so that --resume skips finished steps and resumes unfinished ones.
+#include "pipeline/spin_loop.h"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "data/arith_task.h"
+#include "eval/heldout.h"
+#include "generate/generate_file.h"
+#include "io/jsonl.h"
+#include "model/hf_model.h"
+#include "pipeline/run_state.h"
+#include "train/sft_trainer.h"
+#include "train/spin_trainer.h"
+
+namespace spinlm {
+namespace fs = std::filesystem;
+
+namespace {
+
+int64_t limit_of(int64_t max_samples) { return max_samples > 0 ? max_samples : -1; }
+
+std::string iter_name(int64_t t) { return "iter_" + std::to_string(t); }
+
+nlohmann::json read_json(const std::string& path) {
+  try {
+    return nlohmann::json::parse(read_file(path));
+  } catch (const nlohmann::json::parse_error& error) {
+    fail(path, ": not valid JSON (", error.what(), ")");
+  }
+}
+
+void write_json(const std::string& path, const nlohmann::json& value) {
+  write_file_atomic(path, value.dump(2) + "\n");
+}
+
+// Final answers of the test rows by their index (non-blank line order): the "answer" field,
+// else the "#### N" of the row's last assistant message.
+std::vector<std::optional<int64_t>> test_answers(const std::string& path) {
+  std::vector<std::optional<int64_t>> answers;
+  for (const JsonlRow& row : read_jsonl(path)) {
+    const json& v = row.value;
+    std::optional<int64_t> answer;
+    if (v.contains("answer") && v["answer"].is_number_integer()) {
+      answer = v["answer"].get<int64_t>();
+    } else if (v.contains("messages") && v["messages"].is_array()) {
+      for (const json& m : v["messages"])
+        if (m.is_object() && m.value("role", "") == "assistant" && m.contains("content") && m["content"].is_string())
+          answer = extract_final_answer(m["content"].get<std::string>());
+    }
+    answers.push_back(answer);
+  }
+  return answers;
+}
+
+// Greedy exact match of "#### N" on the test set; the generations stay in generations_path.
+nlohmann::json exact_match(const Transformer& model, const TextCodec& codec, const std::string& model_dir,
+                           const Recipe& recipe, const std::string& generations_path, bool progress) {
+  GenerateOptions g;
+  g.model_dir = model_dir;
+  g.input_path = recipe.data.test;
+  g.output_path = generations_path;
+  g.max_new_tokens = recipe.evaluation.max_new_tokens;
+  g.sampling.greedy = true;
+  g.seed = recipe.seed;
+  g.batch_size = recipe.generation.batch_size;
+  g.prompt_format = recipe.generation.prompt_format;
+  g.limit = limit_of(recipe.data.max_test_samples);
+  g.show_progress = progress;
+  generate_file(model, codec, g);
+  const std::vector<std::optional<int64_t>> answers = test_answers(recipe.data.test);
+  int64_t correct = 0, total = 0;
+  for (const JsonlRow& row : read_jsonl(generations_path)) {
+    const int64_t index = row.value.at("index").get<int64_t>();
+    check(index >= 0 && index < int64_t(answers.size()), generations_path, ":", row.line, ": index out of range");
+    const std::optional<int64_t>& answer = answers[size_t(index)];
+    check(answer.has_value(), recipe.data.test, ": row ", index + 1,
+          " has no final answer (an \"answer\" field or \"#### N\" in the assistant message)");
+    const json& generated = row.value.at("generated");
+    const std::string text = generated.back().at("content").get<std::string>();
+    correct += arith_answer_correct(text, *answer);
+    ++total;
+  }
+  check(total > 0, recipe.data.test, ": no test rows");
+  const double p = double(correct) / double(total);
+  return {{"exact_match", p}, {"exact_match_stderr", std::sqrt(p * (1 - p) / double(std::max<int64_t>(1, total - 1)))},
+          {"exact_match_n", total}};
+}
+
+nlohmann::json heldout_nll(const Transformer& model, const ModelText& text, const Recipe& recipe) {
+  HeldoutSftOptions o;
+  o.files = {recipe.data.heldout};
+  o.max_length = recipe.iterations.front().max_length;
+  o.batch_size = recipe.iterations.front().per_device_train_batch_size;
+  o.limit = limit_of(recipe.data.max_heldout_samples);
+  const HeldoutSftResult r = heldout_sft(model, *text.codec, text.eos_id, o);
+  return {{"heldout_nll", r.nll_per_token}, {"heldout_perplexity", r.perplexity}};
+}
+
+// exact match and held-out NLL of one model folder (what SFT and control rows report).
+nlohmann::json evaluate_model(const std::string& model_dir, const Recipe& recipe,
+                              const std::string& generations_path, bool progress) {
+  nlohmann::json eval = nlohmann::json::object();
+  if (!recipe.evaluation.exact_match && !recipe.evaluation.heldout_nll) return eval;
+  const Transformer model = load_model(model_dir);
+  const ModelText text = load_model_text(model_dir);
+  check(text.codec != nullptr, model_dir, ": no tokenizer.json; evaluation needs the model's tokenizer");
+  if (recipe.evaluation.exact_match)
+    eval.update(exact_match(model, *text.codec, model_dir, recipe, generations_path, progress));
+  if (recipe.evaluation.heldout_nll) eval.update(heldout_nll(model, text, recipe));
+  return eval;
+}
+
+// Held-out reward accuracy of p_{t+1} against its opponent p_t on pairs p_t generated.
+nlohmann::json heldout_rewards(const std::string& opponent_dir, const std::string& model_dir,
+                               const std::string& pairs_path, const TrainSettings& settings) {
+  HeldoutPairsOptions o;
+  o.files = {pairs_path};
+  o.truncation = {settings.max_length, settings.max_prompt_length};
+  o.beta = settings.beta;
+  o.batch_size = settings.per_device_train_batch_size;
+  const ModelText text = load_model_text(model_dir);
+  const std::vector<TokenPair> pairs = load_heldout_pairs(*text.codec, text.eos_id, text.vocab_size, o);
+  ReferenceLogprobs opponent;
+  {
+    const Transformer p_t = load_model(opponent_dir);  // one model in memory at a time
+    opponent = score_heldout_pairs(p_t, pairs, o);
+  }
+  const Transformer p_next = load_model(model_dir);
+  const HeldoutPairsResult r = summarize_pair_rewards(score_heldout_pairs(p_next, pairs, o), opponent, o.beta);
+  return {{"heldout_reward_accuracy", r.reward_accuracy},
+          {"heldout_reward_accuracy_stderr", r.reward_accuracy_stderr},
+          {"heldout_reward_margin", r.reward_margin},
+          {"heldout_rewards_real", r.rewards_real},
+          {"heldout_rewards_generated", r.rewards_generated}};
+}
+
+// Share of generated answers that are exactly one of the row's valid solutions, and that
+// equal the real answer (rows with a "solutions" field only; null without any).
+nlohmann::json sample_quality(const std::string& train_path, const std::string& pairs_path) {
+  std::vector<std::vector<std::string>> solutions;
+  for (const JsonlRow& row : read_jsonl(train_path))
+    solutions.push_back(row.value.contains("solutions") && row.value["solutions"].is_array()
+                            ? row.value["solutions"].get<std::vector<std::string>>()
+                            : std::vector<std::string>{});
+  int64_t valid = 0, same = 0, total = 0;
+  for (const JsonlRow& row : read_jsonl(pairs_path)) {
+    const int64_t index = row.value.at("index").get<int64_t>();
+    if (index < 0 || index >= int64_t(solutions.size()) || solutions[size_t(index)].empty()) continue;
+    const std::string generated = row.value.at("generated").back().value("content", "");
+    const std::string real = row.value.at("real").back().value("content", "");
+    const auto& s = solutions[size_t(index)];
+    valid += std::find(s.begin(), s.end(), generated) != s.end();
+    same += generated == real;
+    ++total;
+  }
+  if (total == 0) return nullptr;
+  return {{"samples_valid_solution", double(valid) / double(total)},
+          {"samples_equal_real", double(same) / double(total)}, {"samples", total}};
+}
+
+GenerateOptions generation_options(const Recipe& recipe, const std::string& model_dir, const std::string& input,
+                                   const std::string& output, uint64_t seed, int64_t limit, bool progress) {
+  GenerateOptions g;
+  g.model_dir = model_dir;
+  g.input_path = input;
+  g.output_path = output;
+  g.max_new_tokens = recipe.generation.max_new_tokens;
+  g.sampling.temperature = recipe.generation.temperature;
+  g.sampling.top_p = recipe.generation.top_p;
+  g.sampling.top_k = recipe.generation.top_k;
+  g.sampling.min_p = recipe.generation.min_p;
+  g.seed = seed;
+  g.batch_size = recipe.generation.batch_size;
+  g.prompt_format = recipe.generation.prompt_format;
+  g.limit = limit;
+  g.show_progress = progress;
+  return g;
+}
+
+// The optimisation settings shared by the SPIN trainer and the control's SFT.
+TrainLoopOptions loop_options(const TrainSettings& s, const std::string& model_dir, const std::string& out,
+                              uint64_t seed) {
+  TrainLoopOptions loop;
+  loop.model_dir = model_dir;
+  loop.output_dir = out;
+  loop.learning_rate = s.learning_rate;
+  loop.optimizer.kind = s.optim;
+  loop.optimizer.weight_decay = s.weight_decay;
+  loop.lr_scheduler = s.lr_scheduler_type;
+  loop.warmup_ratio = s.warmup_ratio;
+  loop.epochs = s.num_train_epochs;
+  loop.batch_size = s.batch_size();
+  loop.micro_batch_size = s.per_device_train_batch_size;
+  loop.max_grad_norm = s.max_grad_norm;
+  loop.logging_steps = s.logging_steps;
+  loop.seed = seed;
+  loop.resume = true;  // a step that is not done yet continues from its own last checkpoint
+  return loop;
+}
+
+// After a finished training step: metrics next to the model, intermediate checkpoints
+// (weights + optimizer state per epoch) removed, since the run keeps only final models.
+void tidy_training_output(const std::string& model_dir, const std::string& metrics_path) {
+  const std::string metrics = model_dir + "/metrics.jsonl";
+  if (file_exists(metrics)) write_file_atomic(metrics_path, read_file(metrics));
+  for (const auto& entry : fs::directory_iterator(model_dir)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_directory() && (name.rfind("epoch-", 0) == 0 || name.rfind("checkpoint-", 0) == 0))
+      fs::remove_all(entry.path());
+  }
+}
+
+void check_inputs(const Recipe& recipe) {
+  check(file_exists(recipe.model_name_or_path + "/config.json"), recipe.source, ": model_name_or_path ",
+        recipe.model_name_or_path, " is not a model folder (no config.json)");
+  for (const std::string* path : {&recipe.data.train, &recipe.data.heldout, &recipe.data.test})
+    check(path->empty() || file_exists(*path), recipe.source, ": data file ", *path, " does not exist");
+}
+
+class SpinRun {
+ public:
+  SpinRun(const Recipe& recipe, const RunOptions& options)
+      : recipe_(recipe),
+        options_(options),
+        state_(RunState::open(options.run_dir, recipe_to_json(recipe), options.resume)) {}
+
+  RunSummary run() {
+    state_.log(options_.resume ? "resuming run in " + options_.run_dir : "starting run in " + options_.run_dir);
+    step("sft_eval", [&] {
+      write_json(dir("sft_eval.json"), evaluate_model(recipe_.model_name_or_path, recipe_,
+                                                      dir("sft_test_generations.jsonl"), options_.show_progress));
+    });
+    std::string model = recipe_.model_name_or_path, control_model = model;
+    const int64_t T = int64_t(recipe_.iterations.size());
+    int64_t t = 0;
+    for (; t < T; ++t) {
+      iteration(t, model);
+      model = dir(iter_name(t) + "/model");
+      if (recipe_.control.enabled) {
+        control(t, control_model);
+        control_model = dir("control/" + iter_name(t) + "/model");
+      }
+      if (const std::string reason = stop_reason(t); !reason.empty()) {
+        if (state_.get("stopped").is_null()) {
+          state_.set("stopped", reason);
+          state_.log("stopping early: " + reason);
+        }
+        ++t;
+        break;
+      }
+    }
+    if (state_.get("finished") != true) {
+      state_.set("finished", true);
+      state_.log("run finished after " + std::to_string(t) + " iterations; final model " + model);
+    }
+    RunSummary summary = read_run_summary(options_.run_dir);
+    summary.iterations_done = t;
+    summary.final_model = model;
+    summary.stopped = state_.get("stopped").is_string() ? state_.get("stopped").get<std::string>() : "";
+    return summary;
+  }
+
+ private:
+  std::string dir(const std::string& relative) const { return options_.run_dir + "/" + relative; }
+
+  template <class Work>
+  void step(const std::string& name, Work work) {
+    if (state_.done(name)) return;
+    state_.log("step " + name);
+    work();
+    state_.mark_done(name);
+  }
+
+  void iteration(int64_t t, const std::string& model) {
+    const TrainSettings& s = recipe_.iterations[size_t(t)];
+    const std::string it = state_.iteration_dir(t);
+    const std::string name = iter_name(t);
+    step(name + "/generate", [&] {
+      const uint64_t seed = recipe_.seed + uint64_t(t);
+      const Transformer p_t = load_model(model);
+      const TextCodec codec = TextCodec::load(model);
+      generate_file(p_t, codec, generation_options(recipe_, model, recipe_.data.train, it + "/pairs.jsonl", seed,
+                                                   limit_of(recipe_.data.max_train_samples), options_.show_progress));
+      if (recipe_.evaluation.heldout_reward_accuracy)
+        generate_file(p_t, codec, generation_options(recipe_, model, recipe_.data.heldout, it + "/heldout_pairs.jsonl",
+                                                     seed + 100000, limit_of(recipe_.data.max_heldout_samples),
+                                                     options_.show_progress));
+      const nlohmann::json quality = sample_quality(recipe_.data.train, it + "/pairs.jsonl");
+      if (!quality.is_null()) write_json(it + "/samples.json", quality);
+    });
+    step(name + "/train", [&] {
+      SpinTrainOptions o;
+      o.loop = loop_options(s, model, it + "/model", recipe_.seed + uint64_t(t));
+      if (s.mix_previous && t > 0) o.data_files.push_back(dir(iter_name(t - 1) + "/pairs.jsonl"));
+      o.data_files.push_back(it + "/pairs.jsonl");
+      o.loss = s.loss;
+      o.beta = s.beta;
+      o.truncation = {s.max_length, s.max_prompt_length};
+      o.sft_weight = s.sft_weight;
+      train_spin(o);
+      tidy_training_output(it + "/model", it + "/metrics.jsonl");
+    });
+    step(name + "/eval", [&] {
+      nlohmann::json eval = evaluate_model(it + "/model", recipe_, it + "/test_generations.jsonl",
+                                           options_.show_progress);
+      if (recipe_.evaluation.heldout_reward_accuracy)
+        eval.update(heldout_rewards(model, it + "/model", it + "/heldout_pairs.jsonl", s));
+      write_json(it + "/eval.json", eval);
+      state_.log(name + " eval: " + eval.dump());
+    });
+  }
+
+  // Continued SFT with the compute of SPIN iteration t: as many examples as that iteration
+  // has pairs (the training set twice when it mixes), same epochs, batch, optimizer, schedule.
+  void control(int64_t t, const std::string& model) {
+    const TrainSettings& s = recipe_.iterations[size_t(t)];
+    const std::string it = dir("control/" + iter_name(t));
+    make_directories(it);
+    const std::string name = "control_" + std::to_string(t);
+    step(name + "/train", [&] {
+      // The SFT rows the SPIN pairs came from: the first max_train_samples rows of data.train.
+      const std::string data = it + "/train.jsonl";
+      std::vector<json> rows;
+      for (const JsonlRow& row : read_jsonl(recipe_.data.train)) {
+        if (recipe_.data.max_train_samples > 0 && int64_t(rows.size()) >= recipe_.data.max_train_samples) break;
+        rows.push_back(row.value);
+      }
+      write_jsonl_atomic(data, rows);
+      SftTrainOptions o;
+      o.loop = loop_options(s, model, it + "/model", recipe_.seed + uint64_t(t));
+      o.data_files = {data};
+      if (s.mix_previous && t > 0) o.data_files.push_back(data);
+      o.max_length = s.max_length;
+      train_sft(o);
+      tidy_training_output(it + "/model", it + "/metrics.jsonl");
+    });
+    step(name + "/eval", [&] {
+      const nlohmann::json eval =
+          evaluate_model(it + "/model", recipe_, it + "/test_generations.jsonl", options_.show_progress);
+      write_json(it + "/eval.json", eval);
+      state_.log(name + " eval: " + eval.dump());
+    });
+  }
+
+  // The stop rule after iteration t (empty: go on). Computed from the eval files, so a
+  // resumed run decides exactly as the uninterrupted one did.
+  std::string stop_reason(int64_t t) const {
+    const nlohmann::json eval = read_json(dir(iter_name(t) + "/eval.json"));
+    if (recipe_.stop.reward_accuracy_tolerance && eval.contains("heldout_reward_accuracy")) {
+      const double accuracy = eval["heldout_reward_accuracy"].get<double>();
+      if (std::abs(accuracy - 0.5) <= *recipe_.stop.reward_accuracy_tolerance)
+        return "held-out reward accuracy " + std::to_string(accuracy) + " is within " +
+               std::to_string(*recipe_.stop.reward_accuracy_tolerance) + " of 0.5 after iteration " +
+               std::to_string(t);
+    }
+    if (recipe_.stop.patience > 0) {
+      // Iterations since the best exact match (the SFT model counts as iteration -1).
+      double best = read_json(dir("sft_eval.json")).value("exact_match", -1.0);
+      int64_t since_best = 0;
+      for (int64_t i = 0; i <= t; ++i) {
+        const double em = read_json(dir(iter_name(i) + "/eval.json")).value("exact_match", -1.0);
+        if (em > best) {
+          best = em;
+          since_best = 0;
+        } else {
+          ++since_best;
+        }
+      }
+      if (since_best >= recipe_.stop.patience)
+        return "exact match has not improved for " + std::to_string(since_best) + " iterations";
+    }
+    return "";
+  }
+
+  const Recipe& recipe_;
+  RunOptions options_;
+  RunState state_;
+};
+
+}  // namespace
+
+RunSummary run_spin(const Recipe& recipe, const RunOptions& options) {
+  check(!options.run_dir.empty(), "no output folder: give --output or output_dir in the recipe");
+  check_inputs(recipe);
+  SpinRun run(recipe, options);
+  return run.run();
+}
+
+RunSummary read_run_summary(const std::string& run_dir) {
+  RunSummary summary;
+  const auto add = [&](std::vector<EvaluatedModel>& list, const std::string& label, const std::string& path) {
+    if (file_exists(path)) list.push_back({label, read_json(path)});
+  };
+  add(summary.spin, "SFT", run_dir + "/sft_eval.json");
+  for (int64_t t = 0; fs::exists(run_dir + "/" + iter_name(t)); ++t) {
+    add(summary.spin, "iter " + std::to_string(t), run_dir + "/" + iter_name(t) + "/eval.json");
+    summary.iterations_done = t + 1;
+  }
+  for (int64_t t = 0; fs::exists(run_dir + "/control/" + iter_name(t)); ++t)
+    add(summary.control, "control " + std::to_string(t), run_dir + "/control/" + iter_name(t) + "/eval.json");
+  return summary;
+}
+
+std::string format_summary_table(const RunSummary& summary) {
+  // Exact match in percent, the others as they are.
+  const auto cell = [](const nlohmann::json& eval, const char* key, const char* format) -> std::string {
+    if (!eval.contains(key) || !eval[key].is_number()) return "-";
+    const double scale = std::string(key) == "exact_match" ? 100.0 : 1.0;
+    char buffer[32];
+    std::snprintf(buffer, sizeof buffer, format, eval[key].get<double>() * scale);
+    return buffer;
+  };
+  std::string out;
+  char line[256];
+  std::snprintf(line, sizeof line, "%-12s %12s %14s %12s   %-12s %12s %12s\n", "model", "exact match",
+                "reward acc", "heldout NLL", "control", "exact match", "heldout NLL");
+  out += line;
+  for (size_t i = 0; i < summary.spin.size(); ++i) {
+    const EvaluatedModel& m = summary.spin[i];
+    // Control t sits beside SPIN iter t (row i = t + 1, since row 0 is SFT).
+    const EvaluatedModel* c = i >= 1 && i - 1 < summary.control.size() ? &summary.control[i - 1] : nullptr;
+    std::snprintf(line, sizeof line, "%-12s %12s %14s %12s   %-12s %12s %12s\n", m.label.c_str(),
+                  cell(m.eval, "exact_match", "%5.1f%%").c_str(), cell(m.eval, "heldout_reward_accuracy", "%.3f").c_str(),
+                  cell(m.eval, "heldout_nll", "%.4f").c_str(), c ? c->label.c_str() : "",
+                  c ? cell(c->eval, "exact_match", "%5.1f%%").c_str() : "",
+                  c ? cell(c->eval, "heldout_nll", "%.4f").c_str() : "");
+    out += line;
+  }
+  return out;
+}
+
+}  // namespace spinlm
