@@ -35,11 +35,10 @@ struct QueuedMerge {
 BpeModel::BpeModel(const nlohmann::json& j, const std::string& file) {
   const auto& vocab = j.at("vocab");
   if (!vocab.is_object()) fail(file, ": model.vocab must be an object of token -> id");
-  vocab_.reserve(vocab.size() * 2);
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
     int64_t id = it.value().get<int64_t>();
     if (id < 0 || id > INT32_MAX) fail(file, ": model.vocab id ", id, " of \"", it.key(), "\" is out of range");
-    vocab_[it.key()] = static_cast<int32_t>(id);
+    vocab_.insert(it.key(), static_cast<int32_t>(id));
     if (static_cast<size_t>(id) >= id_to_token_.size()) id_to_token_.resize(id + 1);
     id_to_token_[id] = it.key();
   }
@@ -72,40 +71,38 @@ BpeModel::BpeModel(const nlohmann::json& j, const std::string& file) {
     } else {
       fail(file, ": merge ", rank, " must be \"a b\" or [\"a\", \"b\"]");
     }
-    auto l = vocab_.find(left), r = vocab_.find(right);
-    if (l == vocab_.end() || r == vocab_.end())
+    int32_t l = vocab_.find(left), r = vocab_.find(right);
+    if (l < 0 || r < 0)
       fail(file, ": merge ", rank, " uses a token missing from the vocabulary: \"", left, " ", right, "\"");
     std::string merged = left + right.substr(std::min(right.size(), continuing_subword_prefix_.size()));
-    auto n = vocab_.find(merged);
-    if (n == vocab_.end()) fail(file, ": merge ", rank, " makes \"", merged, "\", which is not in the vocabulary");
-    merges_[pair_key(l->second, r->second)] = Merge{rank, n->second};
+    int32_t n = vocab_.find(merged);
+    if (n < 0) fail(file, ": merge ", rank, " makes \"", merged, "\", which is not in the vocabulary");
+    merges_[pair_key(l, r)] = Merge{rank, n};
     ++rank;
   }
 
   for (int b = 0; b < 256; ++b) {
     char name[8];
     std::snprintf(name, sizeof name, "<0x%02X>", b);
-    auto it = vocab_.find(name);
-    byte_fallback_ids_[b] = it == vocab_.end() ? -1 : it->second;
+    byte_fallback_ids_[b] = vocab_.find(name);
   }
   for (int c = 0; c < 128; ++c) {
-    auto it = vocab_.find(std::string(1, static_cast<char>(c)));
-    ascii_ids_[c] = it == vocab_.end() ? -1 : it->second;
+    ascii_ids_[c] = vocab_.find(std::string(1, static_cast<char>(c)));
   }
-  if (unk_token_ && !vocab_.count(*unk_token_))
+  if (unk_token_ && vocab_.find(*unk_token_) < 0)
     fail(file, ": model.unk_token \"", *unk_token_, "\" is not in the vocabulary");
 }
 
 std::optional<int64_t> BpeModel::token_to_id(std::string_view token) const {
-  auto it = vocab_.find(std::string(token));
-  if (it == vocab_.end()) return std::nullopt;
-  return it->second;
+  int32_t id = vocab_.find(token);
+  if (id < 0) return std::nullopt;
+  return id;
 }
 
 const std::string* BpeModel::id_to_token(int64_t id) const {
   if (id < 0 || id >= size()) return nullptr;
   const std::string& t = id_to_token_[id];
-  if (t.empty() && !vocab_.count(t)) return nullptr;  // a hole in the id range
+  if (t.empty() && vocab_.find(t) != id) return nullptr;  // a hole in the id range
   return &t;
 }
 
@@ -137,8 +134,7 @@ void BpeModel::initial_symbols(std::string_view word, std::vector<int32_t>& ids,
       if (!first) symbol += continuing_subword_prefix_;
       symbol.append(word.data() + pos, n);
       if (last) symbol += end_of_word_suffix_;
-      auto it = vocab_.find(symbol);
-      if (it != vocab_.end()) id = it->second;
+      id = vocab_.find(symbol);
     }
     if (id >= 0) {
       if (unk_id >= 0) {
@@ -164,7 +160,7 @@ void BpeModel::initial_symbols(std::string_view word, std::vector<int32_t>& ids,
       }
     }
     if (unk_token_) {
-      int32_t this_unk = vocab_.at(*unk_token_);
+      int32_t this_unk = vocab_.find(*unk_token_);
       if (unk_id >= 0 && fuse_unk_) {
         unk_length += static_cast<uint32_t>(n);
       } else {
@@ -230,20 +226,21 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& ids) cons
 void BpeModel::tokenize(std::string_view word, std::vector<int64_t>& out) const {
   if (word.empty()) return;
   if (ignore_merges_) {
-    auto it = vocab_.find(std::string(word));
-    if (it != vocab_.end()) {
-      out.push_back(it->second);
+    int32_t id = vocab_.find(word);
+    if (id >= 0) {
+      out.push_back(id);
       return;
     }
   }
   const bool cacheable = word.size() <= kMaxCachedWordBytes;
   Shard* shard = nullptr;
+  const uint64_t h = std::hash<std::string_view>()(word);
   if (cacheable) {
-    shard = &cache_[std::hash<std::string_view>()(word) % kShards];
+    shard = &cache_[h % kShards];
     std::lock_guard<std::mutex> lock(shard->mutex);
-    auto it = shard->words.find(std::string(word));
-    if (it != shard->words.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
+    auto it = shard->words.find(h);
+    if (it != shard->words.end() && it->second.word == word) {
+      out.insert(out.end(), it->second.ids.begin(), it->second.ids.end());
       return;
     }
   }
@@ -252,7 +249,7 @@ void BpeModel::tokenize(std::string_view word, std::vector<int64_t>& out) const 
   out.insert(out.end(), ids.begin(), ids.end());
   if (cacheable) {
     std::lock_guard<std::mutex> lock(shard->mutex);
-    if (shard->words.size() < kShardCapacity) shard->words.emplace(std::string(word), std::move(ids));
+    if (shard->words.size() < kShardCapacity) shard->words.emplace(h, CachedWord{std::string(word), std::move(ids)});
   }
 }
 

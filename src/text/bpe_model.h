@@ -13,6 +13,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "text/string_index.h"
+
 namespace spinlm {
 
 class BpeModel {
@@ -32,6 +34,8 @@ class BpeModel {
   int64_t size() const { return static_cast<int64_t>(id_to_token_.size()); }
   // Number of vocabulary entries (the library numbers new added tokens from here).
   int64_t entries() const { return static_cast<int64_t>(vocab_.size()); }
+  // The id of a vocabulary entry, or -1.
+  int32_t find(std::string_view token) const { return vocab_.find(token); }
 
  private:
   struct Merge {
@@ -42,7 +46,7 @@ class BpeModel {
   void initial_symbols(std::string_view word, std::vector<int32_t>& ids, std::vector<uint32_t>& lengths) const;
   const Merge* find_merge(int32_t left, int32_t right) const;
 
-  std::unordered_map<std::string, int32_t> vocab_;
+  StringIndex vocab_;
   std::vector<std::string> id_to_token_;
   std::unordered_map<uint64_t, Merge> merges_;
   std::optional<std::string> unk_token_;
@@ -58,9 +62,14 @@ class BpeModel {
   static constexpr size_t kShards = 16;
   static constexpr size_t kShardCapacity = 16384;
   static constexpr size_t kMaxCachedWordBytes = 256;
+  // Keyed by the word's hash; the word is kept to tell hash collisions apart.
+  struct CachedWord {
+    std::string word;
+    std::vector<int32_t> ids;
+  };
   struct Shard {
     std::mutex mutex;
-    std::unordered_map<std::string, std::vector<int32_t>> words;
+    std::unordered_map<uint64_t, CachedWord> words;
   };
   mutable std::array<Shard, kShards> cache_;
 };
