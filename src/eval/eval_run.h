@@ -1,0 +1,32 @@
+// The whole `spinlm eval` job as a library call (the pipeline runs it in-process): load the
+// model, run the tasks and the held-out measurements, print the table, write results.json.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "eval/evaluator.h"
+#include "eval/heldout.h"
+
+namespace spinlm {
+
+struct EvalRunOptions {
+  std::string model_dir;
+  std::vector<std::string> tasks;       // built-in task names
+  std::vector<std::string> task_files;  // task YAML files
+  EvalOptions eval;                     // data_dir, num_fewshot, limit, batch_size, ...
+  std::string output_path;              // results.json (empty: not written)
+  std::string heldout_sft;              // conversation JSONL (empty: skipped)
+  std::string heldout_pairs;            // pairs JSONL (empty: skipped)
+  std::string opponent_dir;             // needed with heldout_pairs
+  double beta = 0.1;
+  int64_t max_length = 1024;            // held-out sequences
+  int64_t max_prompt_length = 512;
+  bool print_table = true;
+};
+
+// Returns the results JSON (also written to output_path when set).
+nlohmann::json run_evaluation(const EvalRunOptions& options);
+
+}  // namespace spinlm
