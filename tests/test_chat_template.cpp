@@ -90,7 +90,7 @@ ojson search_tool() {
       "description": "Search the web — in any language",
       "parameters": {"type": "object", "properties": {
         "queries": {"type": "array", "items": {"type": "string"}, "description": "Queries to run"},
-        "limit": {"type": ["integer", "null"], "description": "Results per query", "default": 1.5e-05},
+        "limit": {"type": ["integer", "number"], "description": "Results per query", "default": 1.5e-05},
         "filters": {"type": "object", "additionalProperties": {"type": "boolean"}, "description": "Flags"}},
       "required": ["queries"]}}})");
 }
@@ -251,7 +251,9 @@ class ChatTemplateReference : public ::testing::Test {
     }
     ASSERT_NE(error, "") << c.label << ": jinja2 failed with: " << expected.error;
     EXPECT_NE(error.find(expected.error), std::string::npos) << c.label << "\n  spinlm: " << error << "\n  jinja2: " << expected.error;
-    if (expected.line > 0) {
+    // A runaway recursion stops at an arbitrary depth and line in each implementation.
+    const bool recursion = expected.error.rfind("maximum recursion depth exceeded", 0) == 0;
+    if (expected.line > 0 && !recursion) {
       const std::string where = c.template_name + ":" + std::to_string(expected.line) + ":";
       EXPECT_EQ(error.rfind(where, 0), 0u) << c.label << ": " << error << " (jinja2 says line " << expected.line << ")";
     }

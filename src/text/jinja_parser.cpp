@@ -356,9 +356,9 @@ class Parser {
   }
 
   ExprPtr parse_condexpr() {
+    const int line = current().line;
     ExprPtr expr = parse_or();
-    while (is_name("if")) {
-      const int line = next().line;
+    while (skip_name("if")) {
       auto e = make(Expr::Kind::Conditional, line);
       ExprPtr condition = parse_or();
       ExprPtr otherwise;
@@ -369,24 +369,28 @@ class Parser {
     return expr;
   }
 
+  // Line numbers of operator chains follow jinja2: the first node takes the line where the
+  // chain starts, each later one the line of its operator (errors are reported there).
   ExprPtr parse_or() {
+    int line = current().line;
     ExprPtr left = parse_and();
-    while (is_name("or")) {
-      const int line = next().line;
+    while (skip_name("or")) {
       auto e = make(Expr::Kind::Or, line);
       e->args = {left, parse_and()};
       left = e;
+      line = current().line;
     }
     return left;
   }
 
   ExprPtr parse_and() {
+    int line = current().line;
     ExprPtr left = parse_not();
-    while (is_name("and")) {
-      const int line = next().line;
+    while (skip_name("and")) {
       auto e = make(Expr::Kind::And, line);
       e->args = {left, parse_not()};
       left = e;
+      line = current().line;
     }
     return left;
   }
@@ -434,37 +438,40 @@ class Parser {
   }
 
   ExprPtr parse_math1() {
+    int line = current().line;
     ExprPtr left = parse_concat();
     while (is_op("+") || is_op("-")) {
-      const Token& op = next();
-      left = binary(op.value, left, parse_concat(), op.line);
+      const std::string op = next().value;
+      left = binary(op, left, parse_concat(), line);
+      line = current().line;
     }
     return left;
   }
 
   ExprPtr parse_concat() {
+    const int line = current().line;  // jinja2's Concat node: one line for the whole chain
     ExprPtr left = parse_math2();
-    while (is_op("~")) {
-      const int line = next().line;
-      left = binary("~", left, parse_math2(), line);
-    }
+    while (skip_op("~")) left = binary("~", left, parse_math2(), line);
     return left;
   }
 
   ExprPtr parse_math2() {
+    int line = current().line;
     ExprPtr left = parse_pow();
     while (is_op("*") || is_op("/") || is_op("//") || is_op("%")) {
-      const Token& op = next();
-      left = binary(op.value, left, parse_pow(), op.line);
+      const std::string op = next().value;
+      left = binary(op, left, parse_pow(), line);
+      line = current().line;
     }
     return left;
   }
 
   ExprPtr parse_pow() {
+    int line = current().line;
     ExprPtr left = parse_unary(true);
-    while (is_op("**")) {
-      const int line = next().line;
+    while (skip_op("**")) {
       left = binary("**", left, parse_unary(true), line);
+      line = current().line;
     }
     return left;
   }

@@ -18,6 +18,7 @@ using ScopePtr = std::shared_ptr<Scope>;
 enum class Flow { Normal, Break, Continue };
 
 constexpr int64_t kMaxRange = 100000;  // jinja2's sandbox limit on range()
+constexpr int kMaxMacroDepth = 200;     // about where CPython's recursion limit stops jinja2
 
 [[noreturn]] void fail_undefined(const Value& v) {
   raise(v.text.empty() ? "undefined value used" : v.text);
@@ -238,7 +239,8 @@ class Renderer {
     try {
       return exec_unchecked(s, scope, out);
     } catch (JinjaError& e) {
-      if (e.line == 0) e.line = s.line;
+      // jinja2 reports an output's error at its expression's line (see jinja_parser.cpp).
+      if (e.line == 0) e.line = s.kind == Stmt::Kind::Output ? s.expr->line : s.line;
       throw;
     }
   }
@@ -366,6 +368,13 @@ class Renderer {
       auto scope = std::make_shared<Scope>();
       scope->parent = weak_scope.lock();
       if (!scope->parent) raise("macro '" + name + "' called after its scope ended");
+      // Runaway recursion fails like Python's RecursionError instead of overflowing the stack.
+      if (macro_depth_ >= kMaxMacroDepth) raise("maximum recursion depth exceeded");
+      ++macro_depth_;
+      struct DepthGuard {
+        int& depth;
+        ~DepthGuard() { --depth; }
+      } guard{macro_depth_};
       const auto& ps = *params_ptr;
       if (args.positional.size() > ps.size()) {
         raise("macro '" + name + "' takes not more than " + std::to_string(ps.size()) + " argument(s)");
@@ -479,6 +488,7 @@ class Renderer {
 
   ScopePtr globals_;
   ScopePtr root_;
+  int macro_depth_ = 0;
 };
 
 }  // namespace

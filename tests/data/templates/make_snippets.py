@@ -147,6 +147,11 @@ add("error undefined call", "{{ nosuchfunction(1) }}")
 add("error bad syntax in expression", "{{ 1 +* 2 }}")
 add("error missing endmacro", "{% macro m() %}\nbody\n")
 add("error slice of number", "{{ 5[1:] }}")
+add("error line of multi-line expression", "{{ 'a' +\n 'b' +\n 1 }}")
+add("error line of multi-line string", "{% for m in ms %}{{ '<' + m + '\n' + m.x + '\n' + 1 }}{% endfor %}", ms=["u"])
+add("error line inside macro", "{% macro f(x) %}\n{{ x + 1 }}\n{% endmacro %}\n\n{{ f('s') }}")
+add("error line of condition", "{% if\n  x.y.z %}{% endif %}")
+add("error runaway recursion", "{% macro r(n) %}{{ r(n + 1) }}{% endmacro %}{{ r(0) }}")
 import os
 import sys
 out_path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "snippets.jsonl")
