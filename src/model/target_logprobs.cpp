@@ -15,9 +15,14 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// Logits of rows [start, start + n) in fp32: [n, V].
+// fp32, or fp64 for a double-precision model (finite-difference checks).
+at::ScalarType result_type(const at::Tensor& hidden) {
+  return hidden.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+// Logits of rows [start, start + n): [n, V] in result_type.
 at::Tensor chunk_logits(const at::Tensor& hidden, const at::Tensor& weight, int64_t start, int64_t n) {
-  return at::mm(hidden.narrow(0, start, n), weight.t()).to(at::kFloat);
+  return at::mm(hidden.narrow(0, start, n), weight.t()).to(result_type(hidden));
 }
 
 struct TargetLogprobsFunction : public torch::autograd::Function<TargetLogprobsFunction> {
@@ -26,8 +31,8 @@ struct TargetLogprobsFunction : public torch::autograd::Function<TargetLogprobsF
     const int64_t N = hidden.size(0);
     at::Tensor valid = targets.ge(0);                      // [N]
     at::Tensor safe_targets = targets.clamp_min(0);        // [N] (an index even where ignored)
-    at::Tensor out = at::empty({N}, hidden.options().dtype(at::kFloat));
-    at::Tensor lse = at::empty({N}, hidden.options().dtype(at::kFloat));
+    at::Tensor out = at::empty({N}, hidden.options().dtype(result_type(hidden)));
+    at::Tensor lse = at::empty({N}, hidden.options().dtype(result_type(hidden)));
     for (int64_t start = 0; start < N; start += chunk) {
       const int64_t n = std::min(chunk, N - start);
       at::Tensor logits = chunk_logits(hidden, weight, start, n);          // [n, V]
@@ -52,7 +57,7 @@ struct TargetLogprobsFunction : public torch::autograd::Function<TargetLogprobsF
     const int64_t chunk = ctx->saved_data["chunk"].toInt();
     const int64_t N = hidden.size(0);
     // Ignored positions get zero upstream gradient, hence none at all.
-    at::Tensor grad = grad_outputs[0].to(at::kFloat) * valid.to(at::kFloat);  // [N]
+    at::Tensor grad = grad_outputs[0].to(lse.scalar_type()) * valid.to(lse.scalar_type());  // [N]
     const bool want_hidden = ctx->needs_input_grad(0), want_weight = ctx->needs_input_grad(1);
     at::Tensor grad_hidden = want_hidden ? at::empty_like(hidden) : at::Tensor();
     at::Tensor grad_weight = want_weight ? at::zeros_like(weight) : at::Tensor();

@@ -6,7 +6,8 @@
 
 namespace spinlm {
 
-// hidden [N, C], weight [V, C] (the LM head), targets [N] int64 -> [N] fp32 with
+// hidden [N, C], weight [V, C] (the LM head), targets [N] int64 -> [N] fp32 (fp64 for a
+// double-precision model) with
 // log softmax(hidden @ weight^T)[n, targets[n]], and 0 (no gradient) where targets[n] < 0.
 // A custom autograd function: backward recomputes each chunk's logits and gives gradients
 // to hidden and weight (whichever require grad).

@@ -211,7 +211,6 @@ std::pair<at::Tensor, at::Tensor> Transformer::rope_cos_sin(const at::Tensor& po
   // [B, T, 1] * [D/2] -> [B, T, D/2], in fp32 like transformers' LlamaRotaryEmbedding.
   at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq_;
   at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(2);  // [B, T, 1, D]
-  if (dtype_ == at::kDouble) emb = emb.to(at::kDouble);  // finite-difference checks only
   return {emb.cos().to(dtype_), emb.sin().to(dtype_)};
 }
 
@@ -359,7 +358,8 @@ at::Tensor Transformer::logits(const at::Tensor& hidden) const {
   std::vector<int64_t> shape = hidden.sizes().vec();
   shape.back() = config_.vocab_size;
   at::Tensor flat = hidden.reshape({-1, hidden.size(-1)});  // [N, C]
-  return at::mm(flat, lm_head_.t()).to(at::kFloat).view(shape);
+  at::ScalarType type = dtype_ == at::kDouble ? at::kDouble : at::kFloat;  // fp64 for gradient checks only
+  return at::mm(flat, lm_head_.t()).to(type).view(shape);
 }
 
 at::Tensor Transformer::target_logprobs(const at::Tensor& hidden, const at::Tensor& targets,
@@ -376,7 +376,7 @@ at::Tensor Transformer::token_logprobs(const at::Tensor& input_ids, const at::Te
                                        int64_t chunk_positions) const {
   const int64_t B = input_ids.size(0), T = input_ids.size(1);
   at::Tensor hidden = forward_hidden(input_ids, attention_mask);  // [B, T, C]
-  if (T < 2) return at::zeros({B, T}, hidden.options().dtype(at::kFloat));
+  if (T < 2) return at::zeros({B, T}, hidden.options().dtype(dtype_ == at::kDouble ? at::kDouble : at::kFloat));
   at::Tensor real = attention_mask.to(device_).to(at::kBool);
   // Position t predicts token t+1 when both are real.
   at::Tensor predicts = real.narrow(1, 0, T - 1) & real.narrow(1, 1, T - 1);  // [B, T-1]

@@ -51,8 +51,9 @@ class Transformer {
 
   // log p(targets[b, t] | hidden[b, t]) for every position: hidden [B, T, C], targets
   // [B, T] int64 (any value where the result is ignored; negative ids give 0) -> [B, T]
-  // fp32. Computed chunk by chunk over positions with a recomputing backward, so the
-  // full [B, T, V] logits never exist at once, in forward or backward.
+  // fp32 (fp64 when the model is double precision). Computed chunk by chunk over
+  // positions with a recomputing backward, so the full [B, T, V] logits never exist at
+  // once, in forward or backward.
   at::Tensor target_logprobs(const at::Tensor& hidden, const at::Tensor& targets,
                              int64_t chunk_positions = 1024) const;
 

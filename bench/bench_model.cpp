@@ -1,0 +1,109 @@
+// Model benchmark on the Qwen2-0.5B shape (hidden 896, MLP 4864, 24 layers, 14 heads,
+// 2 KV heads, vocabulary 151936, tied embeddings), random weights, fp32:
+//  1. forward+backward of the summed token log-probs at batch 2 x 256, against the same
+//     step in Python torch (bench/model_step.py) run in the same invocation;
+//  2. one-sequence KV-cache decoding (greedy), tokens per second.
+// Usage: bench_model [--threads N] [--steps N] [--decode-tokens N] [--no-python]
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "core/threads.h"
+#include "model/kv_cache.h"
+#include "model/transformer.h"
+
+using namespace spinlm;
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+ModelConfig qwen2_half_billion() {
+  nlohmann::json config = {{"model_type", "qwen2"}, {"vocab_size", 151936}, {"hidden_size", 896},
+                           {"intermediate_size", 4864}, {"num_hidden_layers", 24}, {"num_attention_heads", 14},
+                           {"num_key_value_heads", 2}, {"rope_theta", 1000000.0}, {"tie_word_embeddings", true},
+                           {"rms_norm_eps", 1e-6}};
+  return ModelConfig::from_json(config, "Qwen2-0.5B shape");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int threads = 2, steps = 2, decode_tokens = 64;
+  bool python = true;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
+    else if (arg == "--steps" && i + 1 < argc) steps = std::atoi(argv[++i]);
+    else if (arg == "--decode-tokens" && i + 1 < argc) decode_tokens = std::atoi(argv[++i]);
+    else if (arg == "--no-python") python = false;
+  }
+  setup_threads(threads);
+  std::printf("Qwen2-0.5B shape, random weights, fp32, %d threads\n", threads);
+
+  Transformer model(qwen2_half_billion());
+  model.init_random(0);
+  const int64_t B = 2, T = 256;
+  at::Tensor ids = at::randint(151936, {B, T}, at::kLong);
+  at::Tensor mask = at::ones({B, T}, at::kLong);
+
+  // 1. forward + backward (gradients of every parameter).
+  model.set_requires_grad(true);
+  auto params = model.parameters();
+  double total = 0;
+  for (int step = 0; step <= steps; ++step) {  // step 0 warms up
+    auto start = std::chrono::steady_clock::now();
+    at::Tensor loss = model.token_logprobs(ids, mask).sum();
+    auto grads = torch::autograd::grad({loss}, params);
+    double seconds = seconds_since(start);
+    if (step > 0) total += seconds;
+  }
+  model.set_requires_grad(false);
+  double spinlm_rate = B * T / (total / steps);
+  std::printf("forward+backward %lldx%lld: spinlm %.1f tokens/s (%.2f s/step)\n", (long long)B, (long long)T,
+              spinlm_rate, total / steps);
+  if (python) {
+    // Run from the repository root (bench/run.sh does), or set SPINLM_SOURCE_DIR.
+    const char* root = std::getenv("SPINLM_SOURCE_DIR");
+    std::string script = (root ? std::string(root) + "/" : std::string()) + "bench/model_step.py";
+    std::string command = "/usr/bin/python3 " + script + " --threads " +
+                          std::to_string(threads) + " --steps " + std::to_string(steps);
+    std::FILE* pipe = popen(command.c_str(), "r");
+    char line[512] = {0};
+    std::string output;
+    while (pipe && std::fgets(line, sizeof line, pipe)) output += line;
+    if (pipe) pclose(pipe);
+    auto result = nlohmann::json::parse(output, nullptr, false);
+    if (result.is_object()) {
+      double python_rate = result["tokens_per_s"].get<double>();
+      std::printf("forward+backward %lldx%lld: python torch %.1f tokens/s (%.2f s/step); spinlm/python %.2fx\n",
+                  (long long)B, (long long)T, python_rate, result["seconds_per_step"].get<double>(),
+                  spinlm_rate / python_rate);
+    } else {
+      std::printf("python baseline failed: %s\n", output.c_str());
+    }
+  }
+
+  // 2. One-sequence decoding with the KV cache: a 32-token prompt, then greedy steps.
+  {
+    c10::InferenceMode inference;
+    KVCache cache(model.config(), 1, 32 + decode_tokens + 1, at::kCPU, at::kFloat);
+    at::Tensor prompt = at::randint(151936, {1, 32}, at::kLong);
+    auto start = std::chrono::steady_clock::now();
+    at::Tensor hidden = model.forward_cached(prompt, {32}, {0}, cache);
+    double prefill = seconds_since(start);
+    at::Tensor next = model.logits(hidden.narrow(1, 31, 1)).argmax(-1);  // [1, 1]
+    start = std::chrono::steady_clock::now();
+    for (int i = 0; i < decode_tokens; ++i) {
+      hidden = model.forward_cached(next, {1}, {0}, cache);
+      next = model.logits(hidden).argmax(-1);
+    }
+    double decode = seconds_since(start);
+    std::printf("prefill 32 tokens: %.1f tokens/s\n", 32 / prefill);
+    std::printf("decode 1 sequence: %.1f tokens/s (%d tokens)\n", decode_tokens / decode, decode_tokens);
+  }
+  return 0;
+}

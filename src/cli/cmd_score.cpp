@@ -1,0 +1,119 @@
+// `spinlm score`: log-probabilities of token sequences under a model, one JSONL row per
+// input row: {"logprobs": [log p(ids[i] | ids[<i]) for i >= 1], "sum": ...}.
+#include <cstdio>
+
+#include "cli/command.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/progress.h"
+#include "io/jsonl.h"
+#include "model/device_options.h"
+#include "model/hf_model.h"
+#include "text/tokenizer.h"
+
+namespace spinlm {
+namespace {
+
+struct ScoreOptions {
+  std::string model;
+  std::string input;
+  std::string output;
+  int batch_size = 8;
+  bool no_special_tokens = false;
+  std::string device = "cpu";
+  std::string dtype = "fp32";
+};
+
+// The ids of each input row: "ids" as given, or "text" through the model's tokenizer.
+std::vector<std::vector<int64_t>> read_rows(const ScoreOptions& options, int64_t vocab_size) {
+  std::optional<Tokenizer> tokenizer;
+  std::vector<std::vector<int64_t>> rows;
+  JsonlReader reader(options.input);
+  json row;
+  while (reader.next(row)) {
+    std::vector<int64_t> ids;
+    if (row.contains("ids")) {
+      ids = require_ids(row, "ids", reader.where());
+    } else if (row.contains("text")) {
+      if (!tokenizer) {
+        check(file_exists(options.model + "/tokenizer.json"), reader.where(), ": a \"text\" row needs ",
+              options.model, "/tokenizer.json (or give \"ids\")");
+        tokenizer = Tokenizer::load(options.model);
+      }
+      ids = tokenizer->encode(require_string(row, "text", reader.where()), !options.no_special_tokens);
+    } else {
+      fail(reader.where(), ": expected a field \"ids\" (token ids) or \"text\"");
+    }
+    check(!ids.empty(), reader.where(), ": the row has no tokens");
+    for (int64_t id : ids) {
+      check(id >= 0 && id < vocab_size, reader.where(), ": token id ", id, " is outside the vocabulary (size ",
+            vocab_size, ")");
+    }
+    rows.push_back(std::move(ids));
+  }
+  return rows;
+}
+
+void run_score(const ScoreOptions& options) {
+  check(options.batch_size > 0, "--batch-size must be positive");
+  at::Device device = parse_device(options.device);
+  ModelConfig config = load_config(options.model + "/config.json");
+  std::vector<std::vector<int64_t>> rows = read_rows(options, config.vocab_size);
+  Transformer model = load_model(options.model, device, parse_dtype(options.dtype));
+  c10::InferenceMode inference;
+
+  std::vector<json> out;
+  Progress progress("score", int64_t(rows.size()), "rows");
+  for (size_t first = 0; first < rows.size(); first += options.batch_size) {
+    size_t last = std::min(rows.size(), first + size_t(options.batch_size));
+    int64_t T = 0;
+    for (size_t i = first; i < last; ++i) T = std::max<int64_t>(T, rows[i].size());
+    // Right-padded batch [B, T].
+    at::Tensor ids = at::zeros({int64_t(last - first), T}, at::kLong);
+    at::Tensor mask = at::zeros({int64_t(last - first), T}, at::kLong);
+    for (size_t i = first; i < last; ++i) {
+      int64_t n = rows[i].size();
+      ids[i - first].narrow(0, 0, n).copy_(at::tensor(rows[i], at::kLong));
+      mask[i - first].narrow(0, 0, n).fill_(1);
+    }
+    at::Tensor logprobs = model.token_logprobs(ids, mask).to(at::kCPU).to(at::kDouble);  // [B, T]
+    auto values_of = logprobs.accessor<double, 2>();
+    for (size_t i = first; i < last; ++i) {
+      int64_t n = rows[i].size();
+      std::vector<double> values(n - 1);
+      double sum = 0;
+      for (int64_t t = 1; t < n; ++t) sum += values[t - 1] = values_of[i - first][t];
+      out.push_back({{"logprobs", values}, {"sum", sum}});
+    }
+    progress.update(int64_t(last));
+  }
+  progress.finish();
+  if (options.output.empty()) {
+    for (const json& row : out) std::printf("%s\n", json_line(row).c_str());
+  } else {
+    write_jsonl_atomic(options.output, out);
+  }
+}
+
+CommandAction setup_score(CLI::App& app) {
+  auto options = std::make_shared<ScoreOptions>();
+  app.add_option("--model", options->model, "model folder (config.json, safetensors, tokenizer)")->required();
+  app.add_option("--input", options->input,
+                 "JSONL, one row per sequence: {\"ids\": [...]} or {\"text\": \"...\"}; text is encoded "
+                 "like transformers' tokenizer(text) (add_special_tokens=True, e.g. Llama's BOS)")
+      ->required();
+  app.add_option("--output", options->output,
+                 "JSONL written atomically, one {\"logprobs\": [log p(ids[i] | ids[<i]) for i >= 1], "
+                 "\"sum\": ...} per input row (default: standard output)");
+  app.add_option("--batch-size", options->batch_size, "rows per forward pass (default 8)");
+  app.add_flag("--no-special-tokens", options->no_special_tokens,
+               "encode \"text\" rows without the tokenizer's special tokens (add_special_tokens=False)");
+  app.add_option("--device", options->device, "cpu or cuda (default cpu)");
+  app.add_option("--dtype", options->dtype, "fp32, bf16 or fp16 (default fp32)");
+  return [options] { run_score(*options); };
+}
+
+const bool registered = register_command("score", "log-probabilities of token sequences under a model", setup_score);
+
+}  // namespace
+}  // namespace spinlm
