@@ -54,7 +54,7 @@ std::string safetensors_dtype_name(at::ScalarType scalar);
 // Writes tensors (any device; written as their own dtype, contiguous, little-endian) with an
 // 8-byte aligned header and the given metadata (HF writes {"format": "pt"}). Atomic.
 // Entries are laid out as the reference Rust writer does: by descending dtype alignment
-// (I64/F64, F32/I32, BF16/F16/I16, I8/U8/BOOL), then by name.
+// (the Rust Dtype enum reversed: I64, F64, F32, I32, BF16, F16, I16, I8, U8, BOOL), then name.
 void write_safetensors(const std::string& path,
                        const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
