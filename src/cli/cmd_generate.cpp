@@ -42,6 +42,8 @@ CommandAction setup_generate(CLI::App& app) {
   app.add_option("--limit", o.limit, "only the first N rows");
   app.add_option("--shard", *shard, "only rows i with i % N == I")->capture_default_str();
   app.add_flag("--skip-bad", o.skip_bad, "skip bad rows with a warning instead of stopping");
+  app.add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
+  app.add_option("--dtype", o.dtype, "fp32, bf16 or fp16")->capture_default_str();
   app.add_flag("--no-progress", *progress_off, "no progress bar");
   return [options, shard, progress_off] {
     std::tie(options->shard_index, options->shard_count) = parse_shard(*shard);

@@ -13,6 +13,7 @@
 #include "data/conversation.h"
 #include "generate/engine.h"
 #include "io/jsonl.h"
+#include "model/device_options.h"
 #include "model/hf_model.h"
 
 namespace spinlm {
@@ -189,7 +190,7 @@ std::vector<int64_t> eos_token_ids(const std::string& model_dir, const ModelConf
 }
 
 GenerateSummary generate_file(const GenerateOptions& options) {
-  Transformer model = load_model(options.model_dir);
+  Transformer model = load_model(options.model_dir, parse_device(options.device), parse_dtype(options.dtype));
   TextCodec codec = TextCodec::load(options.model_dir);
   return generate_file(model, codec, options);
 }

@@ -39,6 +39,8 @@ struct GenerateOptions {
   std::string model_dir;    // HF folder (model, tokenizer, generation_config.json)
   std::string input_path;   // conversation JSONL (any format of DESIGN.md section 4)
   std::string output_path;  // JSONL as above
+  std::string device = "cpu";  // cpu | cuda | cuda:N (model/device_options.h)
+  std::string dtype = "fp32";  // fp32 | bf16 | fp16
   int64_t max_new_tokens = 256;
   SamplingOptions sampling;
   uint64_t seed = 42;
@@ -63,7 +65,7 @@ struct GenerateSummary {
   double seconds = 0;
 };
 
-// Loads the model (CPU, fp32) and tokenizer from options.model_dir and runs the job.
+// Loads the model (on options.device in options.dtype) and tokenizer from options.model_dir and runs the job.
 GenerateSummary generate_file(const GenerateOptions& options);
 
 // Runs the job with a model and codec already in memory; options.model_dir is still read for

@@ -1,0 +1,298 @@
+// Sampling: the filters against an independent torch reference of transformers' warpers
+// (tests/reference/hf_logits_warpers.py), sampling frequencies against the exactly computed
+// filtered distribution (chi-square), greedy tie-breaking, and the counter-based generator.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "generate/engine.h"
+#include "generate/sampler.h"
+#include "testkit.h"
+
+namespace spinlm {
+namespace {
+
+using nlohmann::json;
+
+SamplingOptions make_options(double temperature, int64_t top_k, double top_p, double min_p) {
+  SamplingOptions options;
+  options.temperature = temperature;
+  options.top_k = top_k;
+  options.top_p = top_p;
+  options.min_p = min_p;
+  return options;
+}
+
+// Upper critical value of chi-square with k degrees of freedom at significance 1e-3
+// (Wilson-Hilferty; z = 3.0902 is the normal 0.999 quantile).
+double chi_square_critical(int64_t k) {
+  const double z = 3.0902;
+  double a = 2.0 / (9.0 * k);
+  return k * std::pow(1 - a + z * std::sqrt(a), 3);
+}
+
+// Draws n samples for one row of logits [V] with uniforms (seed, row, 0) for rows 0..n-1 and
+// checks their frequencies against the exact filtered distribution.
+void expect_frequencies_match(const at::Tensor& logits, const SamplingOptions& options, int64_t n,
+                              uint64_t seed) {
+  const int64_t vocab = logits.size(0);
+  at::Tensor batch = logits.unsqueeze(0).expand({n, vocab}).contiguous();  // [N, V]
+  std::vector<double> uniforms(n);
+  for (int64_t i = 0; i < n; ++i) uniforms[i] = counter_uniform(seed, i, 0);
+  std::vector<int64_t> tokens = sample_tokens(batch, options, uniforms);
+  std::vector<double> observed(vocab, 0.0);
+  for (int64_t token : tokens) {
+    ASSERT_GE(token, 0);
+    ASSERT_LT(token, vocab);
+    observed[token] += 1;
+  }
+  at::Tensor probs = sampling_distribution(logits.unsqueeze(0), options)[0];  // [V] fp64
+  auto p = probs.accessor<double, 1>();
+  // Cells with expected count < 5 are pooled (the usual chi-square validity rule); filtered
+  // tokens (p == 0) must never be drawn.
+  double statistic = 0, pooled_expected = 0, pooled_observed = 0;
+  int64_t cells = 0;
+  for (int64_t v = 0; v < vocab; ++v) {
+    if (p[v] == 0) {
+      EXPECT_EQ(observed[v], 0) << "filtered token " << v << " was sampled";
+      continue;
+    }
+    double expected = p[v] * n;
+    if (expected < 5) {
+      pooled_expected += expected;
+      pooled_observed += observed[v];
+      continue;
+    }
+    statistic += (observed[v] - expected) * (observed[v] - expected) / expected;
+    ++cells;
+  }
+  if (pooled_expected > 0) {
+    statistic += (pooled_observed - pooled_expected) * (pooled_observed - pooled_expected) /
+                 std::max(pooled_expected, 1e-9);
+    ++cells;
+  }
+  if (cells <= 1) return;  // one token left: every draw must be it, checked above
+  EXPECT_LT(statistic, chi_square_critical(cells - 1))
+      << "chi-square " << statistic << " with " << cells - 1 << " degrees of freedom (T="
+      << options.temperature << " k=" << options.top_k << " p=" << options.top_p
+      << " min_p=" << options.min_p << ")";
+}
+
+at::Tensor fixed_logits(int64_t vocab, uint64_t seed) {
+  at::Generator generator = at::detail::createCPUGenerator(seed);
+  return at::randn({vocab}, generator, at::kFloat) * 2.0;
+}
+
+TEST(Sampler, FrequenciesMatchFilteredDistribution) {
+  at::Tensor logits = fixed_logits(40, 1);
+  const int64_t n = 40000;
+  struct Case { double temperature; int64_t top_k; double top_p; double min_p; };
+  for (Case c : {Case{1.0, 0, 1.0, 0.0}, Case{0.6, 0, 1.0, 0.0}, Case{1.7, 0, 1.0, 0.0},
+                 Case{1.0, 7, 1.0, 0.0}, Case{1.0, 0, 0.8, 0.0}, Case{1.0, 0, 1.0, 0.05},
+                 Case{0.8, 10, 0.9, 0.02}}) {
+    expect_frequencies_match(logits, make_options(c.temperature, c.top_k, c.top_p, c.min_p), n, 7);
+  }
+}
+
+TEST(Sampler, ChiSquareDetectsAWrongDistribution) {
+  // The test above must be able to fail: samples at T=1 judged against T=0.6.
+  at::Tensor logits = fixed_logits(40, 1);
+  const int64_t n = 40000;
+  at::Tensor batch = logits.unsqueeze(0).expand({n, 40}).contiguous();
+  std::vector<double> uniforms(n);
+  for (int64_t i = 0; i < n; ++i) uniforms[i] = counter_uniform(3, i, 0);
+  std::vector<int64_t> tokens = sample_tokens(batch, make_options(1.0, 0, 1.0, 0.0), uniforms);
+  at::Tensor p = sampling_distribution(logits.unsqueeze(0), make_options(0.6, 0, 1.0, 0.0))[0];
+  std::vector<double> observed(40, 0);
+  for (int64_t t : tokens) observed[t] += 1;
+  double statistic = 0;
+  for (int64_t v = 0; v < 40; ++v) {
+    double expected = p[v].item<double>() * n;
+    if (expected >= 5) statistic += (observed[v] - expected) * (observed[v] - expected) / expected;
+  }
+  EXPECT_GT(statistic, chi_square_critical(39) * 10);
+}
+
+TEST(Sampler, FiltersMatchTransformersReference) {
+  // Logits with deliberate ties (rounded to 0.5) and a few -inf, 6 rows x 30 tokens.
+  at::Generator generator = at::detail::createCPUGenerator(11);
+  at::Tensor logits = (at::randn({6, 30}, generator, at::kFloat) * 4).round() / 2;
+  logits[2][3] = -std::numeric_limits<float>::infinity();
+  logits[5].fill_(0.25);  // all tied
+  logits[4][7] = 9.0;     // one dominant token
+  std::vector<SamplingOptions> cases = {
+      make_options(1.0, 0, 1.0, 0.0), make_options(0.7, 0, 1.0, 0.0), make_options(1.0, 5, 1.0, 0.0),
+      make_options(1.0, 1, 1.0, 0.0), make_options(1.0, 100, 1.0, 0.0), make_options(1.0, 0, 0.9, 0.0),
+      make_options(1.0, 0, 0.5, 0.0), make_options(1.0, 0, 0.0, 0.0), make_options(1.0, 0, 1.0, 0.1),
+      make_options(1.0, 0, 1.0, 0.5), make_options(1.0, 0, 1.0, 1.0), make_options(0.5, 8, 0.85, 0.05),
+      make_options(2.0, 3, 0.3, 0.2)};
+  json spec;
+  spec["logits"] = json::array();
+  for (int64_t b = 0; b < logits.size(0); ++b) {
+    json row = json::array();
+    for (int64_t v = 0; v < logits.size(1); ++v) {
+      float x = logits[b][v].item<float>();
+      row.push_back(std::isinf(x) ? json(-1e30) : json(static_cast<double>(x)));
+    }
+    spec["logits"].push_back(row);
+  }
+  logits = logits.clamp_min(-1e30);  // the same values the reference reads
+  spec["cases"] = json::array();
+  for (const SamplingOptions& o : cases) {
+    spec["cases"].push_back({{"temperature", o.temperature}, {"top_k", o.top_k}, {"top_p", o.top_p},
+                             {"min_p", o.min_p}});
+  }
+  std::string dir = testkit::make_temp_dir("sampler-reference");
+  write_file_atomic(dir + "/cases.json", spec.dump());
+  auto result = testkit::run_python_reference("hf_logits_warpers.py",
+                                              testkit::shell_quote(dir + "/cases.json") + " " +
+                                                  testkit::shell_quote(dir + "/out.json"));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  json out = json::parse(read_file(dir + "/out.json"));
+  for (size_t c = 0; c < cases.size(); ++c) {
+    at::Tensor ours = sampling_distribution(logits, cases[c]);  // [B, V] fp64
+    for (int64_t b = 0; b < logits.size(0); ++b) {
+      for (int64_t v = 0; v < logits.size(1); ++v) {
+        double reference = out["probs"][c][b][v].get<double>();
+        double mine = ours[b][v].item<double>();
+        // The kept set must be identical; kept probabilities agree to rounding.
+        EXPECT_EQ(reference == 0, mine == 0) << "case " << c << " row " << b << " token " << v;
+        EXPECT_NEAR(mine, reference, 1e-6) << "case " << c << " row " << b << " token " << v;
+      }
+    }
+  }
+}
+
+TEST(Sampler, GreedyTakesTheLowestIdAmongTies) {
+  at::Tensor logits = at::tensor({0.5f, 2.0f, -1.0f, 2.0f, 2.0f}).unsqueeze(0);
+  SamplingOptions greedy;
+  greedy.greedy = true;
+  EXPECT_EQ(sample_tokens(logits, greedy, {0.99})[0], 1);
+  SamplingOptions zero_temperature = make_options(0.0, 0, 1.0, 0.0);
+  EXPECT_EQ(sample_tokens(logits, zero_temperature, {0.5})[0], 1);
+}
+
+TEST(Sampler, InverseCdfPicksTheTokenWhoseIntervalHoldsU) {
+  // p = (0.1, 0.2, 0.3, 0.4): u in [0, .1) -> 0, [.1, .3) -> 1, [.3, .6) -> 2, [.6, 1) -> 3.
+  at::Tensor logits = at::tensor({0.1, 0.2, 0.3, 0.4}, at::kDouble).log().to(at::kFloat).unsqueeze(0);
+  SamplingOptions options;
+  auto draw = [&](double u) { return sample_tokens(logits, options, {u})[0]; };
+  EXPECT_EQ(draw(0.0), 0);
+  EXPECT_EQ(draw(0.0999), 0);
+  EXPECT_EQ(draw(0.1001), 1);
+  EXPECT_EQ(draw(0.2999), 1);
+  EXPECT_EQ(draw(0.3001), 2);
+  EXPECT_EQ(draw(0.6001), 3);
+  EXPECT_EQ(draw(std::nextafter(1.0, 0.0)), 3);
+  // Filtered tokens are skipped even at the edges: top-k 2 keeps tokens 2 and 3.
+  options.top_k = 2;
+  EXPECT_EQ(draw(0.0), 2);
+  EXPECT_EQ(draw(std::nextafter(1.0, 0.0)), 3);
+}
+
+TEST(Sampler, CounterUniformDependsOnEveryCounter) {
+  double base = counter_uniform(42, 3, 5);
+  EXPECT_EQ(base, counter_uniform(42, 3, 5));
+  EXPECT_NE(base, counter_uniform(43, 3, 5));
+  EXPECT_NE(base, counter_uniform(42, 4, 5));
+  EXPECT_NE(base, counter_uniform(42, 3, 6));
+  EXPECT_NE(counter_uniform(1, 0, 1), counter_uniform(1, 1, 0));  // row and step not symmetric
+  // Mean and variance of many draws along steps (the engine's use) match U(0, 1).
+  double sum = 0, sum_squares = 0;
+  const int n = 200000;
+  for (int i = 0; i < n; ++i) {
+    double u = counter_uniform(9, i % 97, i / 97);
+    ASSERT_GE(u, 0.0);
+    ASSERT_LT(u, 1.0);
+    sum += u;
+    sum_squares += u * u;
+  }
+  EXPECT_NEAR(sum / n, 0.5, 5 * std::sqrt(1.0 / 12 / n));
+  EXPECT_NEAR(sum_squares / n - (sum / n) * (sum / n), 1.0 / 12, 0.002);
+}
+
+TEST(Sampler, OptionsOutOfRangeNameTheOption) {
+  auto message = [](SamplingOptions o) {
+    try {
+      o.validate();
+    } catch (const Error& error) {
+      return std::string(error.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(message(make_options(-1, 0, 1, 0)).find("--temperature"), std::string::npos);
+  EXPECT_NE(message(make_options(1, -2, 1, 0)).find("--top-k"), std::string::npos);
+  EXPECT_NE(message(make_options(1, 0, 1.5, 0)).find("--top-p"), std::string::npos);
+  EXPECT_NE(message(make_options(1, 0, 1, -0.1)).find("--min-p"), std::string::npos);
+  EXPECT_EQ(message(make_options(0.7, 40, 0.95, 0.05)), "");
+}
+
+// The engine's first sampled token on a tiny random model follows the model's filtered
+// next-token distribution, computed independently by a full forward pass.
+TEST(Sampler, TinyModelNextTokenFrequencies) {
+  ModelConfig config;
+  config.model_type = "llama";
+  config.vocab_size = 48;
+  config.hidden_size = 32;
+  config.intermediate_size = 64;
+  config.num_hidden_layers = 2;
+  config.num_attention_heads = 4;
+  config.num_key_value_heads = 2;
+  config.head_dim = 8;
+  config.max_position_embeddings = 64;
+  Transformer model(config);
+  model.init_random(5, 0.4);  // large weights: a peaked, far from uniform distribution
+  std::vector<int64_t> prompt = {3, 17, 9, 30, 2};
+  at::Tensor ids = at::tensor(prompt, at::kLong).unsqueeze(0);
+  at::Tensor hidden;
+  {
+    at::NoGradGuard no_grad;
+    hidden = model.forward_hidden(ids, at::ones_like(ids));  // [1, T, C]
+  }
+  at::Tensor logits = model.logits(hidden[0][-1]).detach();  // [V]
+  for (SamplingOptions options : {make_options(1.0, 0, 1.0, 0.0), make_options(0.7, 0, 1.0, 0.0),
+                                  make_options(1.0, 6, 1.0, 0.0), make_options(1.0, 0, 0.7, 0.0),
+                                  make_options(1.0, 0, 1.0, 0.1)}) {
+    EngineOptions engine_options;
+    engine_options.sampling = options;
+    engine_options.seed = 123;
+    engine_options.max_new_tokens = 1;
+    engine_options.batch_size = 512;
+    engine_options.max_batch_tokens = 4096;
+    GenerationEngine engine(model, engine_options);
+    const int64_t n = 6000;
+    std::vector<GenerationRequest> requests(n);
+    for (int64_t i = 0; i < n; ++i) requests[i] = {i, prompt};
+    std::vector<double> observed(config.vocab_size, 0);
+    engine.generate(requests, [&](GenerationResult&& result) { observed[result.ids.at(0)] += 1; });
+    at::Tensor p = sampling_distribution(logits.unsqueeze(0), options)[0];
+    double statistic = 0, pooled_expected = 0, pooled_observed = 0;
+    int64_t cells = 0;
+    for (int64_t v = 0; v < config.vocab_size; ++v) {
+      double expected = p[v].item<double>() * n;
+      if (expected == 0) {
+        EXPECT_EQ(observed[v], 0);
+      } else if (expected < 5) {
+        pooled_expected += expected;
+        pooled_observed += observed[v];
+      } else {
+        statistic += (observed[v] - expected) * (observed[v] - expected) / expected;
+        ++cells;
+      }
+    }
+    if (pooled_expected > 0) {
+      statistic += (pooled_observed - pooled_expected) * (pooled_observed - pooled_expected) / pooled_expected;
+      ++cells;
+    }
+    ASSERT_GT(cells, 1);
+    EXPECT_LT(statistic, chi_square_critical(cells - 1))
+        << "T=" << options.temperature << " k=" << options.top_k << " p=" << options.top_p
+        << " min_p=" << options.min_p;
+  }
+}
+
+}  // namespace
+}  // namespace spinlm
