@@ -11,6 +11,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "io/jsonl.h"
 #include "eval/builtin_tasks.h"
 #include "eval/evaluator.h"
 #include "eval/heldout.h"
@@ -438,6 +439,36 @@ TEST(Loglikelihood, EqualsDirectForwardOfConcatenatedTokens) {
     }
   }
   EXPECT_TRUE(score_loglikelihood(model, {chain}, options)[0].is_greedy);
+}
+
+TEST(Loglikelihood, EqualsSpinlmScoreOfTheSameTokens) {
+  const std::string model_dir = testkit::make_temp_dir("eval_score_model");
+  save_model(random_model(9), model_dir);
+  const Transformer model = load_model(model_dir);
+  const std::vector<LoglikelihoodRequest> requests = {
+      {{72, 101, 108, 108, 111}, {32, 119}}, {{72, 101, 108, 108, 111}, {33}}, {{1, 2, 3}, {4, 5, 6, 7, 8}}};
+  std::string rows;
+  for (const auto& request : requests) {
+    std::vector<int64_t> whole = request.context;
+    whole.insert(whole.end(), request.continuation.begin(), request.continuation.end());
+    rows += json{{"ids", whole}}.dump() + "\n";
+  }
+  const std::string dir = testkit::make_temp_dir("eval_score");
+  const auto input = write_file(dir, "ids.jsonl", rows);
+  const auto run = testkit::run_spinlm("score --model " + testkit::shell_quote(model_dir) + " --input " +
+                                       testkit::shell_quote(input) + " --output " + testkit::shell_quote(dir + "/out.jsonl"));
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const auto scored = read_jsonl(dir + "/out.jsonl");
+  const auto results = score_loglikelihood(model, requests, LoglikelihoodOptions{});
+  for (size_t i = 0; i < requests.size(); ++i) {
+    // spinlm score gives log p(ids[t] | ids[<t]) for t >= 1: the continuation is the tail.
+    const auto& logprobs = scored[i].value["logprobs"];
+    double expected = 0;
+    for (size_t j = logprobs.size() - requests[i].continuation.size(); j < logprobs.size(); ++j) {
+      expected += logprobs[j].get<double>();
+    }
+    EXPECT_NEAR(results[i].logprob, expected, 1e-4) << "request " << i;
+  }
 }
 
 TEST(Loglikelihood, LeftTruncatesToTheModelLength) {

@@ -10,6 +10,7 @@
 #include "eval/results.h"
 #include "eval/task_yaml.h"
 #include "generate/generate_file.h"
+#include "model/device_options.h"
 #include "model/hf_model.h"
 
 namespace spinlm {
@@ -24,8 +25,10 @@ nlohmann::json run_evaluation(const EvalRunOptions& options) {
   for (const auto& name : options.tasks) tasks.push_back(builtin_task(name));
   for (const auto& file : options.task_files) tasks.push_back(load_task_yaml(file));
 
+  const at::Device device = parse_device(options.device);
+  const at::ScalarType dtype = parse_dtype(options.dtype);
   const TextCodec codec = TextCodec::load(options.model_dir);
-  auto model = std::make_unique<Transformer>(load_model(options.model_dir));
+  auto model = std::make_unique<Transformer>(load_model(options.model_dir, device, dtype));
   const auto eos_ids = eos_token_ids(options.model_dir, model->config(), codec);
   EvalOptions eval = options.eval;
   eval.eos_ids = eos_ids;
@@ -39,6 +42,8 @@ nlohmann::json run_evaluation(const EvalRunOptions& options) {
                                {"num_fewshot", eval.num_fewshot < 0 ? nlohmann::json(nullptr) : nlohmann::json(eval.num_fewshot)},
                                {"limit", eval.limit < 0 ? nlohmann::json(nullptr) : nlohmann::json(eval.limit)},
                                {"data_dir", eval.data_dir},
+                               {"device", options.device},
+                               {"dtype", options.dtype},
                                {"harness_semantics", "lm-evaluation-harness v0.4.0"}};
   nlohmann::json out = results_to_json(results, run_config);
 
@@ -65,7 +70,7 @@ nlohmann::json run_evaluation(const EvalRunOptions& options) {
     const auto model_scores = score_heldout_pairs(*model, pairs, pairs_options);
     // One model in memory at a time: the opponent loads after the model is released.
     model.reset();
-    const Transformer opponent = load_model(options.opponent_dir);
+    const Transformer opponent = load_model(options.opponent_dir, device, dtype);
     const auto opponent_scores = score_heldout_pairs(opponent, pairs, pairs_options);
     const auto result = summarize_pair_rewards(model_scores, opponent_scores, options.beta);
     out["heldout"]["pairs"] = to_json(result);

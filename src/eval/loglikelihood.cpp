@@ -45,7 +45,7 @@ struct Row {
   std::vector<Span> spans;
 };
 
-std::vector<Row> build_rows(const std::vector<LoglikelihoodRequest>& requests, int64_t max_length) {
+std::vector<Row> build_rows(const std::vector<LoglikelihoodRequest>& requests, int64_t max_length, bool merge) {
   std::vector<Row> rows;
   std::map<std::vector<int64_t>, size_t> row_of_input;
   for (size_t i = 0; i < requests.size(); ++i) {
@@ -66,9 +66,9 @@ std::vector<Row> build_rows(const std::vector<LoglikelihoodRequest>& requests, i
     span.targets = request.continuation;
     // A one-token continuation reads only the context: every choice of a shared context
     // becomes a span of the same row.
-    auto found = row_of_input.find(input);
+    auto found = merge ? row_of_input.find(input) : row_of_input.end();
     if (found == row_of_input.end()) {
-      found = row_of_input.emplace(input, rows.size()).first;
+      found = row_of_input.insert_or_assign(input, rows.size()).first;
       rows.push_back(Row{std::move(input), {}});
     }
     rows[found->second].spans.push_back(std::move(span));
@@ -85,7 +85,7 @@ std::vector<LoglikelihoodResult> score_loglikelihood(const Transformer& model,
       options.max_length > 0 ? options.max_length : model.config().max_position_embeddings;
   check(max_length > 0, "log-likelihood: unknown maximum length (config has no max_position_embeddings)");
   check(options.batch_size > 0, "--batch-size must be positive");
-  std::vector<Row> rows = build_rows(requests, max_length);
+  std::vector<Row> rows = build_rows(requests, max_length, options.merge_identical_inputs);
   // Longest first: the first batch shows at once whether memory suffices, and rows of
   // similar length pad little.
   std::vector<size_t> order(rows.size());

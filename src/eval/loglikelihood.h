@@ -34,6 +34,9 @@ struct LoglikelihoodOptions {
   int64_t batch_size = 16;  // rows per forward
   int64_t max_length = 0;   // 0: the model's max_position_embeddings
   bool show_progress = false;
+  // Requests with identical model input share one row (off: one row per request; for
+  // benchmarks).
+  bool merge_identical_inputs = true;
 };
 
 // The harness's _encode_pair; empty_context_id replaces an empty context (EOS), bos_id (when
