@@ -35,9 +35,14 @@ int char_to_byte(char32_t cp) { return cp < 512 ? tables().to_byte[cp] : -1; }
 
 std::string encode(std::string_view text) {
   const Tables& t = tables();
-  std::string out;
-  out.reserve(text.size() * 2);
-  for (unsigned char c : text) out += t.to_char[c];
+  std::string out(text.size() * 2, '\0');  // every character is one or two bytes
+  size_t n = 0;
+  for (unsigned char c : text) {
+    const std::string& ch = t.to_char[c];
+    out[n++] = ch[0];
+    if (ch.size() > 1) out[n++] = ch[1];
+  }
+  out.resize(n);
   return out;
 }
 

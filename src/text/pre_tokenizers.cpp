@@ -30,9 +30,12 @@ struct Span {
 
 // Covers text with the matches and the gaps between them, as the library's
 // Pattern::find_matches does.
-std::vector<Span> cover(size_t length, const std::vector<std::pair<size_t, size_t>>& matches, bool invert) {
-  std::vector<Span> spans;
-  if (length == 0) return {{0, 0, false != invert}};
+void cover(size_t length, const std::vector<std::pair<size_t, size_t>>& matches, bool invert, std::vector<Span>& spans) {
+  spans.clear();
+  if (length == 0) {
+    spans.push_back({0, 0, invert});
+    return;
+  }
   size_t prev = 0;
   for (auto [s, e] : matches) {
     if (s != prev) spans.push_back({prev, s, invert});
@@ -40,12 +43,11 @@ std::vector<Span> cover(size_t length, const std::vector<std::pair<size_t, size_
     prev = e;
   }
   if (prev != length) spans.push_back({prev, length, invert});
-  return spans;
 }
 
-// Applies a split behaviour to covering spans; returns the kept [start, end) ranges.
-std::vector<std::pair<size_t, size_t>> apply_behavior(const std::vector<Span>& spans, Behavior behavior) {
-  std::vector<std::pair<size_t, size_t>> out;
+// Applies a split behaviour to covering spans; out receives the kept [start, end) ranges.
+void apply_behavior(const std::vector<Span>& spans, Behavior behavior, std::vector<std::pair<size_t, size_t>>& out) {
+  out.clear();
   bool previous_match = false;
   switch (behavior) {
     case Behavior::Removed:
@@ -87,7 +89,6 @@ std::vector<std::pair<size_t, size_t>> apply_behavior(const std::vector<Span>& s
       }
       break;
   }
-  return out;
 }
 
 // Splits every piece with `find` (which lists the matches of one piece) and `behavior`.
@@ -96,11 +97,15 @@ void split_pieces(std::vector<Piece>& pieces,
                   Behavior behavior, bool invert) {
   std::vector<Piece> result;
   result.reserve(pieces.size() * 4);
-  std::vector<std::pair<size_t, size_t>> matches;
+  // Scratch buffers reused across calls on this thread.
+  thread_local std::vector<std::pair<size_t, size_t>> matches, kept;
+  thread_local std::vector<Span> spans;
   for (auto& piece : pieces) {
     matches.clear();
     find(piece.text, matches);
-    for (auto [s, e] : apply_behavior(cover(piece.text.size(), matches, invert), behavior)) {
+    cover(piece.text.size(), matches, invert, spans);
+    apply_behavior(spans, behavior, kept);
+    for (auto [s, e] : kept) {
       if (e > s) result.push_back({piece.text.substr(s, e - s), piece.at_origin && s == 0});
     }
   }
