@@ -3,7 +3,7 @@
 //  1. forward+backward of the summed token log-probs at batch 2 x 256, against the same
 //     step in Python torch (bench/model_step.py) run in the same invocation;
 //  2. one-sequence KV-cache decoding (greedy), tokens per second.
-// Usage: bench_model [--threads N] [--steps N] [--decode-tokens N] [--no-python]
+// Usage: bench_model [--threads N] [--steps N] [--decode-tokens N] [--no-python] [--decode-only]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -33,13 +33,15 @@ ModelConfig qwen2_half_billion() {
 
 int main(int argc, char** argv) {
   int threads = 2, steps = 2, decode_tokens = 64;
-  bool python = true;
+  bool python = true, step_bench = true;
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // results appear as they are measured
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (arg == "--steps" && i + 1 < argc) steps = std::atoi(argv[++i]);
     else if (arg == "--decode-tokens" && i + 1 < argc) decode_tokens = std::atoi(argv[++i]);
     else if (arg == "--no-python") python = false;
+    else if (arg == "--decode-only") step_bench = false;
   }
   setup_threads(threads);
   std::printf("Qwen2-0.5B shape, random weights, fp32, %d threads\n", threads);
@@ -51,6 +53,7 @@ int main(int argc, char** argv) {
   at::Tensor mask = at::ones({B, T}, at::kLong);
 
   // 1. forward + backward (gradients of every parameter).
+  if (step_bench) {
   model.set_requires_grad(true);
   auto params = model.parameters();
   double total = 0;
@@ -85,6 +88,7 @@ int main(int argc, char** argv) {
     } else {
       std::printf("python baseline failed: %s\n", output.c_str());
     }
+  }
   }
 
   // 2. One-sequence decoding with the KV cache: a 32-token prompt, then greedy steps.
