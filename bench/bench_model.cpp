@@ -54,41 +54,41 @@ int main(int argc, char** argv) {
 
   // 1. forward + backward (gradients of every parameter).
   if (step_bench) {
-  model.set_requires_grad(true);
-  auto params = model.parameters();
-  double total = 0;
-  for (int step = 0; step <= steps; ++step) {  // step 0 warms up
-    auto start = std::chrono::steady_clock::now();
-    at::Tensor loss = model.token_logprobs(ids, mask).sum();
-    auto grads = torch::autograd::grad({loss}, params);
-    double seconds = seconds_since(start);
-    if (step > 0) total += seconds;
-  }
-  model.set_requires_grad(false);
-  double spinlm_rate = B * T / (total / steps);
-  std::printf("forward+backward %lldx%lld: spinlm %.1f tokens/s (%.2f s/step)\n", (long long)B, (long long)T,
-              spinlm_rate, total / steps);
-  if (python) {
-    // Run from the repository root (bench/run.sh does), or set SPINLM_SOURCE_DIR.
-    const char* root = std::getenv("SPINLM_SOURCE_DIR");
-    std::string script = (root ? std::string(root) + "/" : std::string()) + "bench/model_step.py";
-    std::string command = "/usr/bin/python3 " + script + " --threads " +
-                          std::to_string(threads) + " --steps " + std::to_string(steps);
-    std::FILE* pipe = popen(command.c_str(), "r");
-    char line[512] = {0};
-    std::string output;
-    while (pipe && std::fgets(line, sizeof line, pipe)) output += line;
-    if (pipe) pclose(pipe);
-    auto result = nlohmann::json::parse(output, nullptr, false);
-    if (result.is_object()) {
-      double python_rate = result["tokens_per_s"].get<double>();
-      std::printf("forward+backward %lldx%lld: python torch %.1f tokens/s (%.2f s/step); spinlm/python %.2fx\n",
-                  (long long)B, (long long)T, python_rate, result["seconds_per_step"].get<double>(),
-                  spinlm_rate / python_rate);
-    } else {
-      std::printf("python baseline failed: %s\n", output.c_str());
+    model.set_requires_grad(true);
+    auto params = model.parameters();
+    double total = 0;
+    for (int step = 0; step <= steps; ++step) {  // step 0 warms up
+      auto start = std::chrono::steady_clock::now();
+      at::Tensor loss = model.token_logprobs(ids, mask).sum();
+      auto grads = torch::autograd::grad({loss}, params);
+      double seconds = seconds_since(start);
+      if (step > 0) total += seconds;
     }
-  }
+    model.set_requires_grad(false);
+    double spinlm_rate = B * T / (total / steps);
+    std::printf("forward+backward %lldx%lld: spinlm %.1f tokens/s (%.2f s/step)\n", (long long)B, (long long)T,
+                spinlm_rate, total / steps);
+    if (python) {
+      // Run from the repository root (bench/run.sh does), or set SPINLM_SOURCE_DIR.
+      const char* root = std::getenv("SPINLM_SOURCE_DIR");
+      std::string script = (root ? std::string(root) + "/" : std::string()) + "bench/model_step.py";
+      std::string command = "/usr/bin/python3 " + script + " --threads " +
+                            std::to_string(threads) + " --steps " + std::to_string(steps);
+      std::FILE* pipe = popen(command.c_str(), "r");
+      char line[512] = {0};
+      std::string output;
+      while (pipe && std::fgets(line, sizeof line, pipe)) output += line;
+      if (pipe) pclose(pipe);
+      auto result = nlohmann::json::parse(output, nullptr, false);
+      if (result.is_object()) {
+        double python_rate = result["tokens_per_s"].get<double>();
+        std::printf("forward+backward %lldx%lld: python torch %.1f tokens/s (%.2f s/step); spinlm/python %.2fx\n",
+                    (long long)B, (long long)T, python_rate, result["seconds_per_step"].get<double>(),
+                    spinlm_rate / python_rate);
+      } else {
+        std::printf("python baseline failed: %s\n", output.c_str());
+      }
+    }
   }
 
   // 2. One-sequence decoding with the KV cache: a 32-token prompt, then greedy steps.
