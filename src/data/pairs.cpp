@@ -65,6 +65,9 @@ TokenPair parse_pair_row(const nlohmann::json& row, const std::string& where,
   const bool has_prompt_ids = row.is_object() && row.contains("prompt_ids");
   const bool has_real_ids = has_prompt_ids && row.contains("real_ids");
   const bool has_generated_ids = has_prompt_ids && row.contains("generated_ids");
+  check(row.is_object() && (row.contains("generated") || has_generated_ids), where,
+        ": field \"generated\" is missing (a SPIN pair needs \"real\" and \"generated\", or "
+        "\"prompt_ids\" with \"generated_ids\")");
   Conversation conversation;
   if (!(has_real_ids && has_generated_ids)) {
     check(row.is_object() && row.contains("real"), where,
