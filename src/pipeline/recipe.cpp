@@ -42,7 +42,10 @@ class Section {
 
   bool has(const std::string& key) const { return bool(node_[key]); }
 
+  // "FILE:LINE" of a node; just FILE for a key that is absent (check() builds its message
+  // arguments before it knows whether they are needed).
   std::string where(const YAML::Node& node) const {
+    if (!node) return source_;
     const YAML::Mark mark = node.Mark();
     return source_ + ":" + std::to_string(mark.line + 1);
   }

@@ -1,0 +1,151 @@
+// The embedded default: every size and hyperparameter of `spinlm demo` is here.
+#include "pipeline/demo.h"
+
+#include <filesystem>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/logging.h"
+#include "data/arith_task.h"
+#include "model/hf_model.h"
+#include "text/byte_vocab.h"
+#include "train/sft_trainer.h"
+
+namespace spinlm {
+namespace {
+
+struct DemoPlan {
+  ArithSplitSizes splits;
+  // The model: a Llama with the byte vocabulary.
+  int64_t hidden = 128, intermediate = 352, layers = 4, heads = 4;
+  // SFT from random weights.
+  int64_t sft_epochs = 6, sft_batch = 32;
+  double sft_lr = 2e-3;
+  // SPIN: prompts answered per iteration, held-out pairs, test problems.
+  int64_t spin_prompts = 1000, heldout = 200, test = 500;
+};
+
+DemoPlan plan_for(bool quick) {
+  DemoPlan p;
+  if (quick) {
+    p.splits = {800, 64, 100};
+    p.hidden = 64, p.intermediate = 176, p.layers = 2, p.heads = 2;
+    p.sft_epochs = 3;
+    p.spin_prompts = 64, p.heldout = 32, p.test = 100;
+  } else {
+    p.splits = {4000, 500, 1000};
+  }
+  return p;
+}
+
+std::string data_path(const DemoOptions& o, const char* split) { return o.out_dir + "/data/" + split + ".jsonl"; }
+
+void write_data(const DemoOptions& o, const DemoPlan& plan) {
+  if (file_exists(data_path(o, "test"))) return;  // deterministic: written once
+  const ArithSplits splits = make_arith_splits(o.seed, plan.splits);
+  make_directories(o.out_dir + "/data");
+  write_arith_jsonl(data_path(o, "train"), splits.train);
+  write_arith_jsonl(data_path(o, "validation"), splits.validation);
+  write_arith_jsonl(data_path(o, "test"), splits.test);  // last: its presence means all are there
+  log_info("demo: wrote ", splits.train.size(), "/", splits.validation.size(), "/", splits.test.size(),
+           " train/validation/test problems to ", o.out_dir, "/data");
+}
+
+// A random-weight Llama with the byte tokenizer (what `spinlm init-model --vocab byte` writes).
+void init_model(const std::string& dir, const DemoPlan& plan, uint64_t seed) {
+  if (file_exists(dir + "/model.safetensors")) return;
+  const std::string temp = dir + ".tmp";
+  std::filesystem::remove_all(temp);
+  make_directories(temp);
+  write_byte_tokenizer(temp);
+  const nlohmann::json config = {
+      {"model_type", "llama"}, {"architectures", {"LlamaForCausalLM"}}, {"hidden_size", plan.hidden},
+      {"intermediate_size", plan.intermediate}, {"num_hidden_layers", plan.layers},
+      {"num_attention_heads", plan.heads}, {"num_key_value_heads", plan.heads},
+      {"head_dim", plan.hidden / plan.heads}, {"max_position_embeddings", 256}, {"rope_theta", 10000.0},
+      {"rms_norm_eps", 1e-6}, {"tie_word_embeddings", false}, {"hidden_act", "silu"},
+      {"initializer_range", 0.02}, {"attention_bias", false}, {"mlp_bias", false},
+      {"vocab_size", byte_vocab_size()}, {"bos_token_id", kByteBosId}, {"eos_token_id", kByteEosId},
+      {"pad_token_id", kBytePadId}};
+  Transformer model(ModelConfig::from_json(config, "demo model"));
+  model.init_random(seed, 0.02);
+  save_model(model, temp, temp);
+  std::filesystem::rename(temp, dir);  // whole folder or nothing
+}
+
+void sft(const DemoOptions& o, const DemoPlan& plan) {
+  const std::string out = o.out_dir + "/sft";
+  SftTrainOptions s;
+  s.loop.model_dir = o.out_dir + "/init";
+  s.loop.output_dir = out;
+  s.loop.learning_rate = plan.sft_lr;
+  s.loop.optimizer.kind = "adamw";
+  s.loop.lr_scheduler = "cosine";
+  s.loop.warmup_ratio = 0.05;
+  s.loop.epochs = plan.sft_epochs;
+  s.loop.batch_size = plan.sft_batch;
+  s.loop.micro_batch_size = plan.sft_batch;
+  s.loop.logging_steps = 25;
+  s.loop.seed = o.seed;
+  s.loop.resume = true;
+  s.data_files = {data_path(o, "train")};
+  s.max_length = 192;
+  log_info("demo: SFT of the tiny model, ", plan.sft_epochs, " epochs");
+  train_sft(s);
+}
+
+}  // namespace
+
+Recipe demo_recipe(const DemoOptions& o) {
+  const DemoPlan plan = plan_for(o.quick);
+  Recipe r;
+  r.source = o.quick ? "demo --quick" : "demo";
+  r.model_name_or_path = o.out_dir + "/sft";
+  r.output_dir = o.out_dir + "/run";
+  r.seed = o.seed;
+  r.data.train = data_path(o, "train");
+  r.data.heldout = data_path(o, "validation");
+  r.data.test = data_path(o, "test");
+  r.data.max_train_samples = plan.spin_prompts;
+  r.data.max_heldout_samples = plan.heldout;
+  r.data.max_test_samples = plan.test;
+  r.generation.max_new_tokens = 48;  // answers are at most about 30 bytes
+  r.generation.temperature = 1.0;
+  r.generation.batch_size = 64;
+  r.evaluation.max_new_tokens = 48;
+  TrainSettings t;
+  // The prototype's finding (demo-prototype.md): lr 1e-4 collapses, 1e-5 is stable.
+  t.learning_rate = 1e-5;
+  t.beta = 0.1;
+  t.loss = "logistic";
+  t.num_train_epochs = 2;
+  t.per_device_train_batch_size = 32;
+  t.gradient_accumulation_steps = 1;
+  t.max_length = 192;
+  t.max_prompt_length = 128;
+  t.warmup_ratio = 0.1;
+  t.lr_scheduler_type = "linear";
+  t.optim = "rmsprop";
+  t.logging_steps = o.quick ? 1 : 5;
+  r.iterations.assign(3, t);
+  // uclaml/SPIN: iteration t trains on the pairs of t-1 and t.
+  r.iterations[1].mix_previous = r.iterations[2].mix_previous = true;
+  r.control.enabled = true;
+  return r;
+}
+
+RunSummary run_demo(const DemoOptions& o) {
+  const DemoPlan plan = plan_for(o.quick);
+  make_directories(o.out_dir);
+  write_data(o, plan);
+  init_model(o.out_dir + "/init", plan, o.seed);
+  sft(o, plan);
+  const Recipe recipe = demo_recipe(o);
+  RunOptions run;
+  run.run_dir = recipe.output_dir;
+  run.resume = file_exists(run.run_dir + "/state.json");
+  run.show_progress = o.show_progress;
+  return run_spin(recipe, run);
+}
+
+}  // namespace spinlm

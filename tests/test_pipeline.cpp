@@ -1,0 +1,342 @@
+// The SPIN loop end to end: recipes are validated before any work, a small run completes and
+// its models load, a run killed during generation, during training or between iterations
+// and resumed ends with the files of an uninterrupted run, and `demo --quick` completes.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <thread>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "data/arith_task.h"
+#include "io/jsonl.h"
+#include "model/hf_model.h"
+#include "pipeline/recipe.h"
+#include "pipeline/run_state.h"
+#include "testkit.h"
+
+namespace spinlm {
+namespace {
+
+namespace fs = std::filesystem;
+using testkit::shell_quote;
+
+std::string error_of(const std::function<void()>& work) {
+  try {
+    work();
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "(no error)";
+}
+
+const char* const kMinimal = "model_name_or_path: m\ndata:\n  train: t.jsonl\n";
+
+// ---------------------------------------------------------------- recipes
+
+TEST(Recipe, PaperRecipeHasTheFourIterationsOfTheZephyrRun) {
+  const Recipe r = load_recipe(testkit::source_path("examples/zephyr-spin.yaml"));
+  ASSERT_EQ(r.iterations.size(), 4u);
+  const double lr[] = {5e-7, 5e-7, 1e-7, 1e-7}, beta[] = {0.1, 0.1, 0.1, 5.0};
+  for (size_t t = 0; t < 4; ++t) {
+    EXPECT_DOUBLE_EQ(r.iterations[t].learning_rate, lr[t]);
+    EXPECT_DOUBLE_EQ(r.iterations[t].beta, beta[t]);
+    EXPECT_EQ(r.iterations[t].loss, "logistic");  // "sigmoid" in TRL's words
+    EXPECT_EQ(r.iterations[t].optim, "rmsprop");
+    EXPECT_EQ(r.iterations[t].num_train_epochs, 2);
+    EXPECT_EQ(r.iterations[t].batch_size(), 64);
+    EXPECT_EQ(r.iterations[t].mix_previous, t > 0);
+    EXPECT_EQ(r.iterations[t].max_length, 1024);
+    EXPECT_EQ(r.iterations[t].max_prompt_length, 512);
+  }
+  EXPECT_EQ(r.generation.max_new_tokens, 256);
+  // Relative paths are resolved against the recipe's folder.
+  EXPECT_EQ(r.data.train, testkit::source_path("examples/ultrachat_50k.jsonl"));
+  EXPECT_NO_THROW(load_recipe(testkit::source_path("examples/tiny-arith.yaml")));
+}
+
+TEST(Recipe, DefaultsAndOverrides) {
+  const Recipe r = parse_recipe(std::string(kMinimal) +
+                                    "learning_rate: 1.0e-5\nnum_iterations: 2\n",
+                                "r.yaml");
+  EXPECT_EQ(r.iterations.size(), 2u);
+  EXPECT_DOUBLE_EQ(r.iterations[1].learning_rate, 1e-5);
+  EXPECT_DOUBLE_EQ(r.iterations[1].beta, 0.1);
+  // Without held-out data the reward-accuracy evaluation is off, so the stop rule cannot use it.
+  EXPECT_NE(error_of([] {
+              parse_recipe(std::string(kMinimal) + "stop: {reward_accuracy_tolerance: 0.05}\n", "r.yaml");
+            }).find("needs data.heldout"),
+            std::string::npos);
+  const Recipe o = parse_recipe(std::string(kMinimal) + "beta: 0.2\niterations:\n  - {}\n  - {beta: 5.0, loss_type: hinge}\n",
+                                "r.yaml");
+  EXPECT_DOUBLE_EQ(o.iterations[0].beta, 0.2);
+  EXPECT_DOUBLE_EQ(o.iterations[1].beta, 5.0);
+  EXPECT_EQ(o.iterations[1].loss, "hinge");
+}
+
+TEST(Recipe, MistakesNameTheKeyAndLine) {
+  struct Case {
+    std::string yaml, expected;
+  };
+  const std::vector<Case> cases = {
+      {std::string(kMinimal) + "learning_rte: 1e-5\n", "r.yaml:4: unknown key 'learning_rte'"},
+      {std::string(kMinimal) + "beta: fast\n", "r.yaml:4: key 'beta' must be a number, got 'fast'"},
+      {std::string(kMinimal) + "beta: -1\n", "r.yaml:4: key 'beta' must be a positive number"},
+      {std::string(kMinimal) + "optim: sgd\n", "r.yaml:4: key 'optim' must be one of rmsprop, adamw"},
+      {std::string(kMinimal) + "generation:\n  temprature: 0.7\n", "r.yaml:5: unknown key 'generation.temprature'"},
+      {std::string(kMinimal) + "iterations:\n  - {beta: 0.1}\n  - {lr: 1}\n", "r.yaml:6: unknown key 'iterations[1].lr'"},
+      {std::string(kMinimal) + "num_train_epochs: 1.5\n", "r.yaml:4: key 'num_train_epochs' must be an integer"},
+      {std::string(kMinimal) + "max_length: 100\nmax_prompt_length: 200\n", "key 'max_prompt_length' (200) must be below"},
+      {"data:\n  train: t.jsonl\n", "missing key 'model_name_or_path'"},
+      {"model_name_or_path: m\ndata: [1, 2\n", "r.yaml:3: not valid YAML"},
+      {std::string(kMinimal) + "num_iterations: 3\niterations: [{}, {}]\n", "disagrees with the 2 entries"},
+  };
+  for (const Case& c : cases)
+    EXPECT_NE(error_of([&] { parse_recipe(c.yaml, "r.yaml"); }).find(c.expected), std::string::npos)
+        << c.yaml << "\n-> " << error_of([&] { parse_recipe(c.yaml, "r.yaml"); });
+}
+
+TEST(Recipe, RunRefusesABadRecipeBeforeWritingAnything) {
+  const std::string dir = testkit::make_temp_dir("bad-recipe");
+  write_file_atomic(dir + "/r.yaml", std::string(kMinimal) + "output_dir: out\nwarmup_ratio: 2\n");
+  const auto result = testkit::run_spinlm("run --config " + shell_quote(dir + "/r.yaml"));
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.output.find("error: " + dir + "/r.yaml:5: key 'warmup_ratio' must be in [0, 1]"), std::string::npos)
+      << result.output;
+  EXPECT_FALSE(fs::exists(dir + "/out"));
+}
+
+// ---------------------------------------------------------------- run state
+
+TEST(RunState, RecordsStepsAndRefusesToMixRuns) {
+  const std::string dir = testkit::make_temp_dir("state") + "/run";
+  {
+    RunState state = RunState::open(dir, "{\"a\":1}", false);
+    state.mark_done("iter_0/generate", {{"rows", 3}});
+  }
+  EXPECT_NE(error_of([&] { RunState::open(dir, "{\"a\":1}", false); }).find("pass --resume"), std::string::npos);
+  EXPECT_NE(error_of([&] { RunState::open(dir, "{\"a\":2}", true); }).find("the recipe differs"), std::string::npos);
+  RunState resumed = RunState::open(dir, "{\"a\":1}", true);
+  EXPECT_TRUE(resumed.done("iter_0/generate"));
+  EXPECT_FALSE(resumed.done("iter_0/train"));
+  EXPECT_EQ(resumed.result("iter_0/generate").at("rows"), 3);
+  resumed.log("hello");
+  EXPECT_NE(read_file(dir + "/run.log").find("Z hello"), std::string::npos);
+}
+
+// ---------------------------------------------------------------- end to end
+
+// A random tiny byte-vocabulary model, the arithmetic task and a two-iteration recipe.
+struct Fixture {
+  std::string dir, recipe;
+};
+
+const Fixture& fixture() {
+  static const Fixture f = [] {
+    Fixture f;
+    f.dir = testkit::make_temp_dir("pipeline");
+    const auto init = testkit::run_spinlm("init-model --arch llama --vocab byte --hidden-size 32 --intermediate-size 64 --layers 2 "
+                                          "--heads 2 --seed 3 --out " + shell_quote(f.dir + "/model"));
+    EXPECT_EQ(init.exit_code, 0) << init.output;
+    const ArithSplits splits = make_arith_splits(9, {24, 8, 8});
+    write_arith_jsonl(f.dir + "/train.jsonl", splits.train);
+    write_arith_jsonl(f.dir + "/heldout.jsonl", splits.validation);
+    write_arith_jsonl(f.dir + "/test.jsonl", splits.test);
+    f.recipe = f.dir + "/recipe.yaml";
+    write_file_atomic(f.recipe, R"(model_name_or_path: model
+seed: 5
+learning_rate: 1.0e-3
+beta: 0.1
+num_train_epochs: 2
+per_device_train_batch_size: 4
+gradient_accumulation_steps: 2
+max_length: 160
+max_prompt_length: 120
+logging_steps: 1
+data: {train: train.jsonl, heldout: heldout.jsonl, test: test.jsonl}
+generation: {max_new_tokens: 24, batch_size: 1}
+evaluation: {max_new_tokens: 16}
+iterations:
+  - {}
+  - {mix_previous: true, beta: 0.5}
+control: {enabled: true}
+)");
+    return f;
+  }();
+  return f;
+}
+
+std::string run_args(const std::string& out, bool resume) {
+  // One thread: on a busy 2-core machine OpenMP threads spinning against other processes make
+  // a tiny model's training many times slower.
+  return "run --threads 1 --config " + shell_quote(fixture().recipe) + " --output " + shell_quote(out) + (resume ? " --resume" : "");
+}
+
+// The uninterrupted run every interrupted one is compared with.
+const std::string& reference_run() {
+  static const std::string out = [] {
+    const std::string out = testkit::make_temp_dir("run-ref") + "/run";
+    const auto result = testkit::run_spinlm(run_args(out, false));
+    EXPECT_EQ(result.exit_code, 0) << result.output;
+    return out;
+  }();
+  return out;
+}
+
+TEST(Run, CompletesAndItsModelsLoad) {
+  const std::string& out = reference_run();
+  for (const char* file : {"sft_eval.json", "state.json", "run.log", "iter_0/pairs.jsonl", "iter_0/metrics.jsonl",
+                           "iter_0/eval.json", "iter_1/model/model.safetensors", "iter_1/eval.json",
+                           "control/iter_1/model/model.safetensors", "control/iter_1/eval.json"})
+    EXPECT_TRUE(file_exists(out + "/" + file)) << file;
+  EXPECT_EQ(read_jsonl(out + "/iter_0/pairs.jsonl").size(), 24u);
+  // Iteration 1 mixes the pairs of iterations 0 and 1: 48 pairs, batch 8, 2 epochs = 12 steps.
+  const auto metrics = read_jsonl(out + "/iter_1/metrics.jsonl");
+  ASSERT_FALSE(metrics.empty());
+  int64_t last_step = 0;
+  for (const auto& row : metrics)
+    if (row.value.contains("step")) last_step = std::max<int64_t>(last_step, row.value["step"].get<int64_t>());
+  EXPECT_EQ(last_step, 12);
+  const json eval = json::parse(read_file(out + "/iter_1/eval.json"));
+  for (const char* key : {"exact_match", "heldout_nll", "heldout_reward_accuracy"}) EXPECT_TRUE(eval.contains(key)) << key;
+  for (const char* model : {"iter_0/model", "iter_1/model", "control/iter_1/model"}) {
+    const Transformer m = load_model(out + "/" + model);
+    EXPECT_EQ(m.config().hidden_size, 32) << model;
+  }
+  // Training moved the weights.
+  EXPECT_NE(read_file(out + "/iter_0/model/model.safetensors"), read_file(fixture().dir + "/model/model.safetensors"));
+  const json state = json::parse(read_file(out + "/state.json"));
+  EXPECT_EQ(state.at("finished"), true);
+  EXPECT_EQ(testkit::run_spinlm("report " + shell_quote(out)).exit_code, 0);
+  EXPECT_TRUE(file_exists(out + "/report.html"));
+  // A second fresh run into the same folder is refused.
+  const auto again = testkit::run_spinlm(run_args(out, false));
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.output.find("pass --resume"), std::string::npos) << again.output;
+}
+
+// Every file of a run folder with its content (metrics without their timing field; the log
+// and the report, which hold times, left out).
+std::map<std::string, std::string> run_files(const std::string& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    const std::string rel = fs::relative(entry.path(), dir).string();
+    const std::string name = entry.path().filename().string();
+    if (name == "run.log" || name == "report.html") continue;
+    std::string content = read_file(entry.path().string());
+    if (name == "metrics.jsonl") {
+      std::string cleaned;
+      for (JsonlRow& row : read_jsonl(entry.path().string())) {
+        row.value.erase("tokens_per_second");
+        cleaned += row.value.dump() + "\n";
+      }
+      content = cleaned;
+    }
+    files[rel] = content;
+  }
+  return files;
+}
+
+// Starts `spinlm run`, waits until ready() says the run reached the phase, kills it with
+// SIGKILL; true when the phase was reached before the run ended on its own.
+bool kill_when(const std::string& out, bool resume, const std::function<bool()>& ready) {
+  const std::string command = "exec " + shell_quote(testkit::spinlm_binary()) + " " + run_args(out, resume) +
+                              " >/dev/null 2>&1";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  bool reached = false;
+  int status = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (ready()) {
+      reached = true;
+      break;
+    }
+    if (waitpid(pid, &status, WNOHANG) == pid) return false;  // finished before the phase was seen
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  return reached;
+}
+
+bool state_has(const std::string& out, const std::string& step) {
+  try {
+    const json state = json::parse(read_file(out + "/state.json"));
+    for (const auto& s : state.at("steps"))
+      if (s == step) return true;
+  } catch (...) {
+  }
+  return false;
+}
+
+void expect_same_as_reference(const std::string& out) {
+  const auto expected = run_files(reference_run());
+  const auto got = run_files(out);
+  for (const auto& [path, content] : expected) {
+    const auto it = got.find(path);
+    if (it == got.end()) {
+      ADD_FAILURE() << "missing after resume: " << path;
+      continue;
+    }
+    EXPECT_TRUE(it->second == content) << "differs after resume: " << path;
+  }
+  for (const auto& [path, content] : got) EXPECT_TRUE(expected.count(path)) << "extra file after resume: " << path;
+}
+
+void resume_and_compare(const std::string& out) {
+  const auto result = testkit::run_spinlm(run_args(out, true));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  expect_same_as_reference(out);
+}
+
+TEST(Run, KilledDuringGenerationResumesToTheSameFiles) {
+  reference_run();
+  const std::string out = testkit::make_temp_dir("run-kill-gen") + "/run";
+  const std::string partial = out + "/iter_0/pairs.jsonl.partial";
+  ASSERT_TRUE(kill_when(out, false, [&] {
+    return file_exists(partial) && read_file(partial).find('\n') != std::string::npos;
+  }));
+  ASSERT_FALSE(file_exists(out + "/iter_0/pairs.jsonl")) << "the kill came after generation";
+  resume_and_compare(out);
+}
+
+TEST(Run, KilledDuringTrainingResumesToTheSameFiles) {
+  reference_run();
+  const std::string out = testkit::make_temp_dir("run-kill-train") + "/run";
+  ASSERT_TRUE(kill_when(out, false, [&] { return fs::exists(out + "/iter_1/model/epoch-1"); }));
+  ASSERT_FALSE(state_has(out, "iter_1/train")) << "the kill came after training";
+  resume_and_compare(out);
+}
+
+TEST(Run, KilledBetweenIterationsResumesToTheSameFiles) {
+  reference_run();
+  const std::string out = testkit::make_temp_dir("run-kill-between") + "/run";
+  ASSERT_TRUE(kill_when(out, false, [&] { return state_has(out, "control_0/eval"); }));
+  ASSERT_FALSE(state_has(out, "iter_1/train"));
+  resume_and_compare(out);
+}
+
+TEST(Demo, QuickCompletes) {
+  const std::string out = testkit::make_temp_dir("demo") + "/demo";
+  const auto result = testkit::run_spinlm("demo --threads 1 --quick --out " + shell_quote(out));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  for (const char* needle : {"SFT", "iter 2", "control 2", "report:"})
+    EXPECT_NE(result.output.find(needle), std::string::npos) << needle << "\n" << result.output;
+  EXPECT_TRUE(file_exists(out + "/run/report.html"));
+  EXPECT_TRUE(file_exists(out + "/run/iter_2/model/model.safetensors"));
+}
+
+}  // namespace
+}  // namespace spinlm
