@@ -376,7 +376,6 @@ Value get_slice(const Value& obj, const Value& start_v, const Value& stop_v, con
 }
 
 std::string py_strip(const std::string& s, const Value* chars, bool left, bool right) {
-  std::u32string cps = utf8_decode(s);
   std::u32string set;
   bool whitespace = chars == nullptr || chars->is_none();
   if (!whitespace) {
@@ -384,15 +383,35 @@ std::string py_strip(const std::string& s, const Value* chars, bool left, bool r
     set = utf8_decode(chars->text);
   }
   auto strip_me = [&](char32_t cp) { return whitespace ? is_python_space(cp) : set.find(cp) != std::u32string::npos; };
+  // Walks code points inward from both ends (contents can be long; only the ends matter).
+  auto code_point_at = [&](size_t begin, size_t end) { return utf8_decode(s.substr(begin, end - begin)).front(); };
+  auto char_end = [&](size_t i) {
+    size_t j = i + 1;
+    while (j < s.size() && (static_cast<unsigned char>(s[j]) & 0xC0) == 0x80) ++j;
+    return j;
+  };
+  auto char_begin = [&](size_t end) {
+    size_t i = end - 1;
+    while (i > 0 && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) --i;
+    return i;
+  };
   size_t begin = 0;
-  size_t end = cps.size();
+  size_t end = s.size();
   if (left) {
-    while (begin < end && strip_me(cps[begin])) ++begin;
+    while (begin < end) {
+      size_t next = char_end(begin);
+      if (!strip_me(code_point_at(begin, next))) break;
+      begin = next;
+    }
   }
   if (right) {
-    while (end > begin && strip_me(cps[end - 1])) --end;
+    while (end > begin) {
+      size_t previous = char_begin(end);
+      if (previous < begin || !strip_me(code_point_at(previous, end))) break;
+      end = previous;
+    }
   }
-  return utf8_encode(cps.substr(begin, end - begin));
+  return s.substr(begin, end - begin);
 }
 
 std::string py_capitalize(const std::string& s) {
