@@ -5,6 +5,8 @@
 // spinlm: one thread encoding document by document (first pass with an empty word cache,
 // then a second pass); and the same split over 2 threads. Node: a sequential encode loop and
 // one encodeBatch call (Rust thread pool).
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -65,6 +67,13 @@ std::vector<std::string> documents(double megabytes) {
   return docs;
 }
 
+// CPU seconds of this process (user + system), all threads.
+double cpu_seconds() {
+  rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + 1e-6 * (u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
@@ -78,14 +87,17 @@ void bench(const std::string& name, const std::string& file, const std::vector<s
   double load = seconds_since(t0);
 
   size_t tokens = 0;
+  double c0 = cpu_seconds();
   t0 = Clock::now();
   for (const auto& d : docs) tokens += tok.encode(d).size();
-  double cold = seconds_since(t0);
+  double cold = seconds_since(t0), cold_cpu = cpu_seconds() - c0;
+  c0 = cpu_seconds();
   t0 = Clock::now();
   for (const auto& d : docs) tok.encode(d);
-  double warm = seconds_since(t0);
+  double warm = seconds_since(t0), warm_cpu = cpu_seconds() - c0;
 
   spinlm::Tokenizer fresh = spinlm::Tokenizer::load(file);
+  c0 = cpu_seconds();
   t0 = Clock::now();
   std::vector<std::thread> threads;
   for (int k = 0; k < 2; ++k) {
@@ -94,7 +106,7 @@ void bench(const std::string& name, const std::string& file, const std::vector<s
     });
   }
   for (auto& t : threads) t.join();
-  double parallel = seconds_since(t0);
+  double parallel = seconds_since(t0), parallel_cpu = cpu_seconds() - c0;
 
   std::string cmd = "node " + source_dir() + "/bench/tokenize_baseline.js " + file + " " + docs_jsonl;
   FILE* pipe = popen(cmd.c_str(), "r");
@@ -105,17 +117,20 @@ void bench(const std::string& name, const std::string& file, const std::vector<s
   int rc = pclose(pipe);
   double mb = bytes / 1e6;
   std::printf("%s: %.2f MB, %zu docs, %zu tokens, load %.2f s\n", name.c_str(), mb, docs.size(), tokens, load);
-  std::printf("  spinlm 1 thread, cold cache : %7.2f MB/s\n", mb / cold);
-  std::printf("  spinlm 1 thread, warm cache : %7.2f MB/s\n", mb / warm);
-  std::printf("  spinlm 2 threads, cold cache: %7.2f MB/s\n", mb / parallel);
+  std::printf("  (MB/s of wall time; in brackets MB per CPU second, which the machine's load does not skew)\n");
+  std::printf("  spinlm 1 thread, cold cache : %7.2f MB/s  [%6.2f]\n", mb / cold, mb / cold_cpu);
+  std::printf("  spinlm 1 thread, warm cache : %7.2f MB/s  [%6.2f]\n", mb / warm, mb / warm_cpu);
+  std::printf("  spinlm 2 threads, cold cache: %7.2f MB/s  [%6.2f]\n", mb / parallel, mb / parallel_cpu);
   if (rc != 0) {
     std::printf("  native HF tokenizers: baseline failed: %s\n", out.c_str());
     return;
   }
   auto j = nlohmann::json::parse(out);
-  std::printf("  native HF, encode loop      : %7.2f MB/s (%lld tokens%s)\n", mb / j["loop_s"].get<double>(),
-              j["tokens"].get<long long>(), j["tokens"].get<size_t>() == tokens ? ", same count" : ", COUNT DIFFERS");
-  std::printf("  native HF, encodeBatch      : %7.2f MB/s\n", mb / j["batch_s"].get<double>());
+  std::printf("  native HF, encode loop      : %7.2f MB/s  [%6.2f] (%lld tokens%s)\n", mb / j["loop_s"].get<double>(),
+              mb / j["loop_cpu_s"].get<double>(), j["tokens"].get<long long>(),
+              j["tokens"].get<size_t>() == tokens ? ", same count" : ", COUNT DIFFERS");
+  std::printf("  native HF, encodeBatch      : %7.2f MB/s  [%6.2f]\n", mb / j["batch_s"].get<double>(),
+              mb / j["batch_cpu_s"].get<double>());
 }
 
 }  // namespace
