@@ -1,0 +1,151 @@
+// One SPIN optimizer step on a Qwen2-0.5B-shape model (hidden 896, MLP 4864, 24 layers, 14
+// heads, 2 KV heads, vocab 151936, tied embeddings; random weights; fp32; 2 threads), a
+// micro-batch of 2 pairs of 256 tokens (128 prompt + 128 response tokens each side):
+//   one-model   spinlm's way: reference log-probs precomputed (cached), only the policy in memory
+//   two-models  a frozen copy of the model computes the reference log-probs inside the step
+//               (TRL's ref_model), for the peak-memory comparison
+//   python      the same step written in Python torch (bench/train_step.py)
+// Each runs in its own child process so its peak RSS (getrusage maxrss) is its own.
+// Usage: bench_train [--steps N]   (N timed steps after one untimed step; default 1)
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "core/threads.h"
+#include "data/pairs.h"
+#include "model/config.h"
+#include "model/transformer.h"
+#include "train/losses.h"
+#include "train/optimizer.h"
+#include "train/reference_logprobs.h"
+#include "train/spin_trainer.h"
+#include "train/train_loop.h"
+
+using namespace spinlm;
+
+namespace {
+
+ModelConfig qwen2_05b_shape() {
+  nlohmann::json c = {{"model_type", "qwen2"},          {"vocab_size", 151936},     {"hidden_size", 896},
+                      {"intermediate_size", 4864},      {"num_hidden_layers", 24},  {"num_attention_heads", 14},
+                      {"num_key_value_heads", 2},       {"rms_norm_eps", 1e-6},     {"rope_theta", 1000000.0},
+                      {"tie_word_embeddings", true},    {"max_position_embeddings", 32768},
+                      {"bos_token_id", 151643},         {"eos_token_id", 151645}};
+  return ModelConfig::from_json(c, "bench config");
+}
+
+std::vector<TokenPair> make_pairs() {
+  std::vector<TokenPair> pairs(2);
+  uint64_t x = 12345;
+  auto next = [&] {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<int64_t>((x >> 33) % 151000);
+  };
+  for (auto& p : pairs) {
+    for (int i = 0; i < 128; ++i) p.prompt.push_back(next());
+    for (int i = 0; i < 128; ++i) p.real.push_back(next());
+    for (int i = 0; i < 128; ++i) p.generated.push_back(next());
+  }
+  return pairs;
+}
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Runs in a child: prints "mode seconds_per_step".
+int run_cpp(bool two_models, int steps) {
+  setup_threads(2);
+  ModelConfig config = qwen2_05b_shape();
+  Transformer model(config);
+  model.init_random(1);
+  std::vector<TokenPair> pairs = make_pairs();
+  std::vector<const TokenPair*> ptrs = {&pairs[0], &pairs[1]};
+  std::unique_ptr<Transformer> reference_model;
+  ReferenceLogprobs cached;
+  if (two_models) {
+    reference_model = std::make_unique<Transformer>(config);
+    reference_model->init_random(1);
+  } else {
+    cached = compute_reference_logprobs(model, pairs, 2, 1024, "reference");
+  }
+  model.set_requires_grad(true);
+  std::vector<at::Tensor> params = model.parameters();
+  OptimizerOptions options;  // rmsprop
+  Optimizer optimizer(params, options);
+  double total = 0;
+  for (int s = 0; s < steps + 1; ++s) {
+    const double start = now();
+    std::vector<double> rr, rg;
+    if (two_models) {
+      at::NoGradGuard no_grad;
+      PairScores r = score_pairs(*reference_model, ptrs);
+      rr = {r.real[0].item<double>(), r.real[1].item<double>()};
+      rg = {r.generated[0].item<double>(), r.generated[1].item<double>()};
+    } else {
+      rr = cached.real;
+      rg = cached.generated;
+    }
+    optimizer.zero_grad();
+    SpinMicroOutput out = spin_micro_loss(model, ptrs, rr, rg, SpinLoss::kLogistic, 0.1, 0.0, 2.0);
+    out.loss.backward();
+    const double norm = global_grad_norm(params);
+    clip_gradients(params, norm, 1.0);
+    optimizer.step(5e-7);
+    const double seconds = now() - start;
+    std::fprintf(stderr, "  %s step %d: %.2f s (loss %.6f)\n", two_models ? "two-models" : "one-model", s, seconds,
+                 out.metrics["loss"]);
+    if (s > 0 || steps == 0) total += seconds;
+  }
+  std::printf("%s %.3f\n", two_models ? "two-models" : "one-model", total / std::max(1, steps));
+  std::fflush(stdout);
+  return 0;
+}
+
+struct ChildResult {
+  int status = -1;
+  double maxrss_gib = 0;
+};
+
+template <class F>
+ChildResult in_child(F body) {
+  std::fflush(stdout);
+  pid_t pid = ::fork();
+  if (pid == 0) std::_Exit(body());
+  ChildResult r;
+  struct rusage usage;
+  ::wait4(pid, &r.status, 0, &usage);
+  r.maxrss_gib = static_cast<double>(usage.ru_maxrss) / (1024.0 * 1024.0);  // KiB -> GiB
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int steps = 1;
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], "--steps") == 0) steps = std::atoi(argv[i + 1]);
+  }
+  std::printf("SPIN step, Qwen2-0.5B shape, fp32, 2 threads, micro-batch 2 pairs x 256 tokens, %d timed step(s)\n",
+              steps);
+  ChildResult one = in_child([&] { return run_cpp(false, steps); });
+  std::printf("one-model peak RSS %.2f GiB\n", one.maxrss_gib);
+  ChildResult two = in_child([&] { return run_cpp(true, steps); });
+  std::printf("two-models peak RSS %.2f GiB\n", two.maxrss_gib);
+  // bench/run.sh runs from the repository root; SPINLM_SOURCE_DIR overrides.
+  const char* root = std::getenv("SPINLM_SOURCE_DIR");
+  const std::string script = std::string(root ? root : ".") + "/bench/train_step.py";
+  ChildResult py = in_child([&] {
+    std::string s = std::to_string(steps);
+    ::execl("/usr/bin/python3", "python3", script.c_str(), "--steps", s.c_str(), static_cast<char*>(nullptr));
+    return 127;
+  });
+  std::printf("python peak RSS %.2f GiB\n", py.maxrss_gib);
+  return (one.status == 0 && two.status == 0 && py.status == 0) ? 0 : 1;
+}
