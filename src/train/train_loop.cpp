@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -80,6 +81,11 @@ TrainLoopResult run_train_loop(Transformer& model, const TrainLoopOptions& optio
   model.set_requires_grad(true);
   std::vector<at::Tensor> params = model.parameters();
   Optimizer optimizer(params, options.optimizer);
+  // [dist] rank 0 alone writes files; every rank reads them (options.parallel, train_loop.h).
+  DataParallel* const parallel = options.parallel;
+  const int rank = parallel ? parallel->rank() : 0;
+  const int world = parallel ? parallel->world_size() : 1;
+  const bool writes = rank == 0;
 
   TrainerState state;
   state.seed = options.seed;
@@ -109,20 +115,27 @@ TrainLoopResult run_train_loop(Transformer& model, const TrainLoopOptions& optio
     } else {
       log_info("no checkpoint in ", options.output_dir, "; starting from the beginning");
     }
-  } else if (file_exists(pointer)) {
+  } else if (writes && file_exists(pointer)) {
     // A fresh run must never resume into an older run's checkpoints later.
     fs::remove(pointer);
   }
-  MetricsWriter writer((fs::path(options.output_dir) / "metrics.jsonl").string(), keep_rows);
+  std::optional<MetricsWriter> writer;  // [dist] rank 0 only
+  if (writes) writer.emplace((fs::path(options.output_dir) / "metrics.jsonl").string(), keep_rows);
+  // [dist] every rank starts from rank 0's weights (equal already when all loaded the same files).
+  if (parallel) parallel->broadcast_parameters(params);
 
   auto save = [&](const std::string& folder) {
-    state.metrics_rows = writer.rows();
-    state.window = window.to_json();
-    save_checkpoint(model, optimizer, state, options.output_dir, folder, options.model_dir);
+    if (writes) {
+      state.metrics_rows = writer->rows();
+      state.window = window.to_json();
+      save_checkpoint(model, optimizer, state, options.output_dir, folder, options.model_dir);
+    }
+    if (parallel) parallel->barrier();  // [dist] the checkpoint is complete before anyone goes on
     latest_folder = folder;
   };
 
-  Progress progress("train", total_steps, "steps");
+  std::optional<Progress> progress;  // [dist] rank 0 only
+  if (writes) progress.emplace("train", total_steps, "steps");
   int64_t steps_this_call = 0;
   for (int64_t epoch = state.epoch; epoch < options.epochs; ++epoch) {
     const std::vector<int64_t> order = seeded_permutation(n, options.seed + static_cast<uint64_t>(epoch));
@@ -134,8 +147,14 @@ TrainLoopResult run_train_loop(Transformer& model, const TrainLoopOptions& optio
 
       optimizer.zero_grad();
       MetricMap step;
-      for (const auto& micro : group_by_length(batch, hooks.lengths, options.micro_batch_size)) {
-        for (const auto& [key, value] : hooks.micro_step(micro, batch)) step[key] += value;
+      const auto micros = group_by_length(batch, hooks.lengths, options.micro_batch_size);
+      // [dist] micro-batches dealt round-robin to the ranks; sums over all ranks afterwards.
+      for (size_t m = static_cast<size_t>(rank); m < micros.size(); m += static_cast<size_t>(world)) {
+        for (const auto& [key, value] : hooks.micro_step(micros[m], batch)) step[key] += value;
+      }
+      if (parallel) {
+        parallel->all_reduce_gradients(params);
+        parallel->all_reduce_metrics(step);
       }
       const double loss = step["loss"];
       const double grad_norm = global_grad_norm(params);
@@ -170,13 +189,13 @@ TrainLoopResult run_train_loop(Transformer& model, const TrainLoopOptions& optio
         means.erase("_tokens");
         const double epoch_float =
             static_cast<double>(epoch) + static_cast<double>(b + 1) / static_cast<double>(batches_per_epoch);
-        writer.write(metrics_row(means, state.global_step, epoch_float));
+        if (writer) writer->write(metrics_row(means, state.global_step, epoch_float));
         result.last_logged = means;
         window.clear();
       }
       char extra[64];
       std::snprintf(extra, sizeof(extra), "loss %.4f", loss);
-      progress.update(state.global_step, extra);
+      if (progress) progress->update(state.global_step, extra);
       if (!epoch_end && options.save_steps > 0 && state.global_step % options.save_steps == 0) {
         save("checkpoint-" + std::to_string(state.global_step));
       }
@@ -194,14 +213,17 @@ TrainLoopResult run_train_loop(Transformer& model, const TrainLoopOptions& optio
         at::NoGradGuard no_grad;
         eval = hooks.evaluate();
       }
-      writer.write(metrics_row(eval, state.global_step, static_cast<double>(epoch + 1), "eval_"));
+      if (writer) writer->write(metrics_row(eval, state.global_step, static_cast<double>(epoch + 1), "eval_"));
       result.last_eval = eval;
     }
     save("epoch-" + std::to_string(epoch + 1));
   }
-  progress.finish();
-  save_model(model, options.output_dir, options.model_dir);
-  mark_finished(options.output_dir, latest_folder);
+  if (progress) progress->finish();
+  if (writes) {
+    save_model(model, options.output_dir, options.model_dir);
+    mark_finished(options.output_dir, latest_folder);
+  }
+  if (parallel) parallel->barrier();  // [dist] the final model is written before any rank returns
   result.steps = state.global_step;
   return result;
 }

@@ -19,6 +19,28 @@
 
 namespace spinlm {
 
+// [dist] Data-parallel hook, implemented by src/dist/ (DistContext); the trainer uses it
+// only through this interface because train/ may not include dist/. Null: one process.
+// With it, every rank runs the same loop on the same data order: the micro-batches of a
+// step are dealt round-robin to the ranks, gradients and metric sums are summed across
+// ranks (each micro-batch's loss is already divided by the GLOBAL batch size, so the sum is
+// the global batch mean), rank 0 alone writes files, and all ranks resume from them.
+class DataParallel {
+ public:
+  virtual ~DataParallel() = default;
+  virtual int rank() const = 0;
+  virtual int world_size() const = 0;
+  // Sums every parameter's gradient over the ranks, in place (undefined grads count as 0).
+  virtual void all_reduce_gradients(const std::vector<at::Tensor>& params) = 0;
+  // Sums the values over the ranks (the key set is taken from rank 0).
+  virtual void all_reduce_metrics(std::map<std::string, double>& sums) = 0;
+  // Sums each element over the ranks, in place (double precision).
+  virtual void all_reduce_sum(std::vector<double>& values) = 0;
+  // Copies rank 0's values into every rank's tensors.
+  virtual void broadcast_parameters(const std::vector<at::Tensor>& params) = 0;
+  virtual void barrier() = 0;
+};
+
 struct TrainLoopOptions {
   std::string model_dir;   // the input model: its tokenizer files go into every saved folder
   std::string output_dir;
@@ -37,6 +59,7 @@ struct TrainLoopOptions {
   // > 0: return after this many optimizer steps in this call, without the final save, as if
   // the process had been killed there (the pipeline slices work with it; tests kill runs).
   int64_t stop_after_steps = 0;
+  DataParallel* parallel = nullptr;  // [dist] several processes (docs/distributed.md); null: one
 };
 
 // Contributions of one micro-batch to its step's metrics, already divided so that summing
