@@ -1,5 +1,6 @@
 #include "train/spin_trainer.h"
 
+#include <cmath>
 #include <filesystem>
 
 #include "core/atomic_file.h"
@@ -99,6 +100,35 @@ MetricMap evaluate_spin(const Transformer& model, const std::vector<TokenPair>& 
 
 namespace {
 
+// [dist] With several ranks each scores the pairs i % world == rank; summing the rows over the
+// ranks (each row is non-zero on exactly one rank, so the sum is exact) gives every rank all.
+ReferenceLogprobs compute_reference_sharded(const Transformer& model, const std::vector<TokenPair>& pairs,
+                                            int64_t micro, int64_t chunk_positions, const std::string& what,
+                                            DataParallel& parallel) {
+  const size_t n = pairs.size(), world = static_cast<size_t>(parallel.world_size());
+  std::vector<TokenPair> mine;
+  for (size_t i = static_cast<size_t>(parallel.rank()); i < n; i += world) mine.push_back(pairs[i]);
+  ReferenceLogprobs part;
+  if (!mine.empty()) part = compute_reference_logprobs(model, mine, micro, chunk_positions, what);
+  std::vector<double> flat(4 * n, 0.0);  // [real | generated | real_tokens | generated_tokens]
+  for (size_t k = 0; k < mine.size(); ++k) {
+    const size_t i = static_cast<size_t>(parallel.rank()) + k * world;
+    flat[i] = part.real[k];
+    flat[n + i] = part.generated[k];
+    flat[2 * n + i] = static_cast<double>(part.real_tokens[k]);
+    flat[3 * n + i] = static_cast<double>(part.generated_tokens[k]);
+  }
+  parallel.all_reduce_sum(flat);
+  ReferenceLogprobs all;
+  all.real.assign(flat.begin(), flat.begin() + n);
+  all.generated.assign(flat.begin() + n, flat.begin() + 2 * n);
+  for (size_t i = 0; i < n; ++i) {
+    all.real_tokens.push_back(std::llround(flat[2 * n + i]));
+    all.generated_tokens.push_back(std::llround(flat[3 * n + i]));
+  }
+  return all;
+}
+
 // The opponent's log-probs: p_t's own (cached), optionally mixed with a base model's.
 ReferenceLogprobs reference_for(const std::vector<TokenPair>& pairs, const SpinTrainOptions& options,
                                 const std::string& pairs_key, const std::string& model_key,
@@ -109,6 +139,10 @@ ReferenceLogprobs reference_for(const std::vector<TokenPair>& pairs, const SpinT
   const std::string key = model_key + "-" + pairs_key;
   ReferenceLogprobs current = load_or_compute_reference(
       (fs::path(out) / ("reference_logprobs-" + key + ".json")).string(), key, pairs.size(), [&] {
+        if (options.loop.parallel && options.loop.parallel->world_size() > 1) {  // [dist]
+          return compute_reference_sharded(*model, pairs, micro, options.chunk_positions, what,
+                                           *options.loop.parallel);
+        }
         return compute_reference_logprobs(*model, pairs, micro, options.chunk_positions, what);
       });
   if (mix.base_dir.empty()) return current;
@@ -116,6 +150,10 @@ ReferenceLogprobs reference_for(const std::vector<TokenPair>& pairs, const SpinT
   ReferenceLogprobs base = load_or_compute_reference(
       (fs::path(out) / ("reference_logprobs-" + bkey + ".json")).string(), bkey, pairs.size(), [&] {
         Transformer base_model = load_model(mix.base_dir);
+        if (options.loop.parallel && options.loop.parallel->world_size() > 1) {  // [dist]
+          return compute_reference_sharded(base_model, pairs, micro, options.chunk_positions,
+                                           what + " (base)", *options.loop.parallel);
+        }
         return compute_reference_logprobs(base_model, pairs, micro, options.chunk_positions,
                                           what + " (base)");
       });
