@@ -324,3 +324,27 @@ TEST(ChatTemplate, RaiseExceptionBecomesError) {
 
 }  // namespace
 }  // namespace spinlm
+
+namespace spinlm {
+namespace {
+
+// Where Python would compute a big integer or exhaust memory, spinlm stops with an Error.
+TEST(ChatTemplate, LimitsAreErrorsNotCrashes) {
+  for (const char* source : {"{{ 2 ** 64 }}", "{{ 9223372036854775807 + 1 }}", "{{ -9223372036854775807 - 2 }}",
+                             "{{ 'x' * 100000000000 }}", "{{ range(1000000)|length }}",
+                             "{% macro r() %}{{ r() }}{% endmacro %}{{ r() }}",
+                             "{{ ((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((1 }}"}) {
+    try {
+      ChatTemplate t(source, "limits");
+      t.render_context(nlohmann::json::object());
+      ADD_FAILURE() << "expected an error for " << source;
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("limits:", 0), 0u) << e.what();
+    }
+  }
+  ChatTemplate ok("{{ 2 ** 62 }} {{ (-1) ** 1000000000000 }} {{ 1 ** 1000000000000 }}", "limits");
+  EXPECT_EQ(ok.render_context(nlohmann::json::object()), "4611686018427387904 1 1");
+}
+
+}  // namespace
+}  // namespace spinlm

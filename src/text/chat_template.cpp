@@ -16,6 +16,8 @@ ChatTemplate::ChatTemplate(const std::string& source, std::string name) : source
     program_ = std::make_shared<const Program>(Program{jinja::parse_template(source)});
   } catch (const jinja::SyntaxError& e) {
     fail(name_, ":", e.line, ": template syntax error: ", e.message);
+  } catch (const std::exception& e) {
+    fail(name_, ": template syntax error: ", e.what());
   }
 }
 
@@ -45,6 +47,12 @@ std::string ChatTemplate::render_ordered(const nlohmann::ordered_json& context) 
     return jinja::render_program(*program_->tree, jinja::from_json(context));
   } catch (const jinja::JinjaError& e) {
     fail(name_, ":", e.line, ": ", e.what());
+  } catch (const std::bad_alloc&) {
+    fail(name_, ": the template ran out of memory");
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    fail(name_, ": ", e.what());  // a library error inside a filter or method (never a crash)
   }
 }
 

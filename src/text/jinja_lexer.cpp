@@ -281,7 +281,11 @@ class Lexer {
     if (std::strchr("+-*/%~<>=()[]{},.:|;", c) == nullptr) {
       throw SyntaxError{std::string("unexpected char '") + c + "'", line_};
     }
-    if (c == '(' || c == '[' || c == '{') brackets.push_back(c);
+    if (c == '(' || c == '[' || c == '{') {
+      brackets.push_back(c);
+      // The parser recurses per bracket; a bound keeps a hostile template from the stack's end.
+      if (brackets.size() > 256) throw SyntaxError{"brackets nested too deeply", line_};
+    }
     if (c == ')' || c == ']' || c == '}') {
       char open = c == ')' ? '(' : c == ']' ? '[' : '{';
       if (brackets.empty() || brackets.back() != open) {

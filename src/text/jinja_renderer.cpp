@@ -1,6 +1,7 @@
 #include "text/jinja_renderer.h"
 
 #include <cmath>
+#include <cstdint>
 #include <ctime>
 #include <unordered_map>
 
@@ -24,6 +25,30 @@ constexpr int kMaxMacroDepth = 200;     // about where CPython's recursion limit
   raise(v.text.empty() ? "undefined value used" : v.text);
 }
 
+// Python integers are unbounded; spinlm's are 64-bit and say so instead of wrapping.
+int64_t checked(bool overflowed, int64_t value) {
+  if (overflowed) raise("integer overflow: the result does not fit in 64 bits");
+  return value;
+}
+
+int64_t add_int(int64_t x, int64_t y) {
+  int64_t r = 0;
+  const bool overflowed = __builtin_add_overflow(x, y, &r);
+  return checked(overflowed, r);
+}
+int64_t sub_int(int64_t x, int64_t y) {
+  int64_t r = 0;
+  const bool overflowed = __builtin_sub_overflow(x, y, &r);
+  return checked(overflowed, r);
+}
+int64_t mul_int(int64_t x, int64_t y) {
+  int64_t r = 0;
+  const bool overflowed = __builtin_mul_overflow(x, y, &r);
+  return checked(overflowed, r);
+}
+
+constexpr int64_t kMaxRepeatBytes = int64_t{1} << 28;  // 'x' * n beyond this fails
+
 Value arithmetic(const std::string& op, const Value& a, const Value& b) {
   if (a.is_undefined()) fail_undefined(a);
   if (b.is_undefined()) fail_undefined(b);
@@ -33,7 +58,7 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
     raise("unsupported operand type(s) for " + op + ": '" + type_name(a) + "' and '" + type_name(b) + "'");
   };
   if (op == "+") {
-    if (numbers) return floats ? Value::from_float(as_double(a, op) + as_double(b, op)) : Value::from_int(as_int(a, op) + as_int(b, op));
+    if (numbers) return floats ? Value::from_float(as_double(a, op) + as_double(b, op)) : Value::from_int(add_int(as_int(a, op), as_int(b, op)));
     if (a.is_string() && b.is_string()) return Value::from_string(a.text + b.text);
     if (a.is_string()) raise("can only concatenate str (not \"" + type_name(b) + "\") to str");
     if (a.kind == b.kind && a.is_sequence()) {
@@ -45,11 +70,14 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
     return unsupported();
   }
   if (op == "*") {
-    if (numbers) return floats ? Value::from_float(as_double(a, op) * as_double(b, op)) : Value::from_int(as_int(a, op) * as_int(b, op));
+    if (numbers) return floats ? Value::from_float(as_double(a, op) * as_double(b, op)) : Value::from_int(mul_int(as_int(a, op), as_int(b, op)));
     const Value* seq = (a.is_string() || a.is_sequence()) ? &a : (b.is_string() || b.is_sequence()) ? &b : nullptr;
     const Value* count = seq == &a ? &b : &a;
     if (seq == nullptr || (count->kind != Kind::Int && count->kind != Kind::Bool)) return unsupported();
     int64_t n = as_int(*count, op);
+    if (n > 0 && length(*seq) > 0 && mul_int(n, static_cast<int64_t>(seq->is_string() ? seq->text.size() : seq->list->size())) > kMaxRepeatBytes) {
+      raise("repetition too large");
+    }
     if (seq->is_string()) {
       std::string out;
       for (int64_t i = 0; i < n; ++i) out += seq->text;
@@ -61,7 +89,7 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
   }
   if (op == "%" && a.is_string()) return Value::from_string(percent_format(a.text, b));
   if (!numbers) return unsupported();
-  if (op == "-") return floats ? Value::from_float(as_double(a, op) - as_double(b, op)) : Value::from_int(as_int(a, op) - as_int(b, op));
+  if (op == "-") return floats ? Value::from_float(as_double(a, op) - as_double(b, op)) : Value::from_int(sub_int(as_int(a, op), as_int(b, op)));
   if (op == "/") {
     double d = as_double(b, op);
     if (d == 0.0) raise("division by zero");
@@ -83,6 +111,7 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
     int64_t x = as_int(a, op);
     int64_t y = as_int(b, op);
     if (y == 0) raise("integer division or modulo by zero");
+    if (x == INT64_MIN && y == -1) raise("integer overflow: the result does not fit in 64 bits");
     int64_t q = x / y;
     int64_t r = x % y;
     if (r != 0 && ((r < 0) != (y < 0))) {
@@ -94,8 +123,11 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
   if (op == "**") {
     if (!floats && as_int(b, op) >= 0) {
       int64_t base = as_int(a, op);
+      int64_t exponent = as_int(b, op);
+      if (base == 0 || base == 1) return Value::from_int(exponent == 0 ? 1 : base);
+      if (base == -1) return Value::from_int(exponent % 2 == 0 ? 1 : -1);
       int64_t result = 1;
-      for (int64_t e = as_int(b, op); e > 0; --e) result *= base;
+      for (; exponent > 0; --exponent) result = mul_int(result, base);  // overflows within 63 steps
       return Value::from_int(result);
     }
     return Value::from_float(std::pow(as_double(a, op), as_double(b, op)));
@@ -442,7 +474,7 @@ class Renderer {
         if (v.is_undefined()) fail_undefined(v);
         if (!v.is_number()) raise("bad operand type for unary " + std::string(e.kind == Expr::Kind::Negate ? "-" : "+") + ": '" + type_name(v) + "'");
         if (e.kind == Expr::Kind::Plus) return v.kind == Kind::Bool ? Value::from_int(as_int(v, "+")) : v;
-        return v.kind == Kind::Float ? Value::from_float(-v.number) : Value::from_int(-as_int(v, "-"));
+        return v.kind == Kind::Float ? Value::from_float(-v.number) : Value::from_int(sub_int(0, as_int(v, "-")));
       }
       case Expr::Kind::Not: return Value::from_bool(!truthy(eval(*e.args[0], scope)));
       case Expr::Kind::And: {
