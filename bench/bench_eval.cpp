@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
     else if (arg == "--batch-size" && i + 1 < argc) batch_size = std::atoll(argv[++i]);
   }
   setup_threads(threads);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   nlohmann::json config = {{"model_type", "llama"},      {"vocab_size", 32000},       {"hidden_size", 512},
                            {"intermediate_size", 1408},  {"num_hidden_layers", 4},    {"num_attention_heads", 8},
                            {"num_key_value_heads", 4},   {"max_position_embeddings", 2048}};
