@@ -203,16 +203,33 @@ TrainLoopOptions loop_options(const TrainSettings& s, const std::string& model_d
   return loop;
 }
 
-// After a finished training step: metrics next to the model, intermediate checkpoints
-// (weights + optimizer state per epoch) removed, since the run keeps only final models.
-void tidy_training_output(const std::string& model_dir, const std::string& metrics_path) {
+// The training metrics next to the model (part of the step's outputs).
+void copy_metrics(const std::string& model_dir, const std::string& metrics_path) {
   const std::string metrics = model_dir + "/metrics.jsonl";
   if (file_exists(metrics)) write_file_atomic(metrics_path, read_file(metrics));
+}
+
+// After a training step is recorded as done: its intermediate checkpoints (weights and
+// optimizer state per epoch) are removed, since the run keeps only final models. Only after
+// the step is recorded, because an unfinished step resumes from them; idempotent, so a kill
+// in between is repaired by the resumed run.
+void remove_checkpoints(const std::string& model_dir) {
+  if (!fs::is_directory(model_dir)) return;
   for (const auto& entry : fs::directory_iterator(model_dir)) {
     const std::string name = entry.path().filename().string();
     if (entry.is_directory() && (name.rfind("epoch-", 0) == 0 || name.rfind("checkpoint-", 0) == 0))
       fs::remove_all(entry.path());
   }
+}
+
+// A process killed inside write_file_atomic leaves "<file>.tmp.<pid>" behind. Nothing else
+// works in the run folder while `spinlm run --resume` starts, so such files are debris.
+void remove_stale_temporaries(const std::string& run_dir) {
+  std::vector<fs::path> stale;
+  for (const auto& entry : fs::recursive_directory_iterator(run_dir))
+    if (entry.is_regular_file() && entry.path().filename().string().find(".tmp.") != std::string::npos)
+      stale.push_back(entry.path());
+  for (const fs::path& path : stale) fs::remove(path);
 }
 
 void check_inputs(const Recipe& recipe) {
@@ -230,6 +247,7 @@ class SpinRun {
         state_(RunState::open(options.run_dir, recipe_to_json(recipe), options.resume)) {}
 
   RunSummary run() {
+    if (options_.resume) remove_stale_temporaries(options_.run_dir);
     state_.log(options_.resume ? "resuming run in " + options_.run_dir : "starting run in " + options_.run_dir);
     step("sft_eval", [&] {
       write_json(dir("sft_eval.json"), evaluate_model(recipe_.model_name_or_path, recipe_,
@@ -303,8 +321,9 @@ class SpinRun {
       o.truncation = {s.max_length, s.max_prompt_length};
       o.sft_weight = s.sft_weight;
       train_spin(o);
-      tidy_training_output(it + "/model", it + "/metrics.jsonl");
+      copy_metrics(it + "/model", it + "/metrics.jsonl");
     });
+    remove_checkpoints(it + "/model");
     step(name + "/eval", [&] {
       nlohmann::json eval = evaluate_model(it + "/model", recipe_, it + "/test_generations.jsonl",
                                            options_.show_progress);
@@ -337,8 +356,9 @@ class SpinRun {
       if (s.mix_previous && t > 0) o.data_files.push_back(data);
       o.max_length = s.max_length;
       train_sft(o);
-      tidy_training_output(it + "/model", it + "/metrics.jsonl");
+      copy_metrics(it + "/model", it + "/metrics.jsonl");
     });
+    remove_checkpoints(it + "/model");
     step(name + "/eval", [&] {
       const nlohmann::json eval =
           evaluate_model(it + "/model", recipe_, it + "/test_generations.jsonl", options_.show_progress);
