@@ -20,6 +20,10 @@
 //   with --prompt-format spin-legacy also left-stripped of whitespace, as uclaml/SPIN's
 //   generate.py did (`text.replace("</s>", "").lstrip()`).
 //
+// Sampling options come from GenerateOptions only: generation_config.json's sampling defaults
+// (temperature, top_p, ...) are not applied, as uclaml/SPIN's vLLM call (temperature 1,
+// top_p 1) did not apply them; only its eos_token_id is read.
+//
 // Resuming: rows are appended to OUTPUT.partial as they finish (any order) and flushed; a
 // rerun of the same command keeps those rows, generates the missing ones, and writes OUTPUT
 // in input order. Every row depends only on (seed, model, its prompt), so the final file is

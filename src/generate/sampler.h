@@ -53,8 +53,10 @@ at::Tensor sampling_distribution(const at::Tensor& logits, const SamplingOptions
 double counter_uniform(uint64_t seed, uint64_t row, uint64_t step);
 
 // One token per row: logits [B, V] (any device; fp32 or other float), uniforms[b] in [0, 1)
-// the row's random number for this step. Sampling is by inverse CDF on the fp64 filtered
-// distribution: the first token whose cumulative probability exceeds u. Returns B ids.
+// the row's random number for this step. Sampling is by inverse CDF on the filtered
+// distribution: the first token whose cumulative probability (accumulated in fp64) exceeds
+// u. On the CPU the weights exp(s - max) are summed on the host row by row; elsewhere the
+// same is done with tensor ops (softmax, cumsum, searchsorted). Returns B ids.
 std::vector<int64_t> sample_tokens(const at::Tensor& logits, const SamplingOptions& options,
                                    const std::vector<double>& uniforms);
 
