@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli/command.h"
+#include "dist/dist_context.h"  // [dist] several processes (docs/distributed.md)
 #include "train/spin_trainer.h"
 
 namespace spinlm {
@@ -44,6 +45,7 @@ CommandAction setup_train(CLI::App& app) {
   app.add_option("--eval-data", options->eval_data, "pairs scored at each epoch end");
   app.add_option("--chunk-positions", options->chunk_positions, "positions per LM-head chunk");
   return [options] {
+    options->loop.parallel = dist_from_environment();  // [dist] null for one process
     SpinTrainResult result = train_spin(*options);
     std::printf("trained %lld steps; model in %s\n", static_cast<long long>(result.steps),
                 result.output_dir.c_str());
