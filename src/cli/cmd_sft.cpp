@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli/command.h"
+#include "dist/dist_context.h"  // [dist] several processes (docs/distributed.md)
 #include "train/sft_trainer.h"
 
 namespace spinlm {
@@ -20,6 +21,7 @@ CommandAction setup_sft(CLI::App& app) {
   app.add_option("--eval-data", options->eval_data, "conversations scored at each epoch end");
   app.add_option("--chunk-positions", options->chunk_positions, "positions per LM-head chunk");
   return [options] {
+    options->loop.parallel = dist_from_environment();  // [dist] null for one process
     SftTrainResult result = train_sft(*options);
     std::printf("trained %lld steps; model in %s\n", static_cast<long long>(result.steps),
                 options->loop.output_dir.c_str());
