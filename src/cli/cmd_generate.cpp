@@ -6,6 +6,7 @@
 #include "cli/command.h"
 #include "core/logging.h"
 #include "generate/generate_file.h"
+#include "dist/dist_generate.h"  // [dist] several processes (docs/distributed.md)
 
 namespace spinlm {
 namespace {
@@ -48,7 +49,9 @@ CommandAction setup_generate(CLI::App& app) {
   return [options, shard, progress_off] {
     std::tie(options->shard_index, options->shard_count) = parse_shard(*shard);
     options->show_progress = !*progress_off;
-    GenerateSummary summary = generate_file(*options);
+    // [dist] with several ranks each generates its share and rank 0 merges (dist_generate.h)
+    DistContext* dist = dist_from_environment(options->device);
+    GenerateSummary summary = dist ? generate_file_distributed(*options, *dist) : generate_file(*options);
     log_info("generate: ", summary.rows_generated, " rows generated, ", summary.rows_resumed,
              " resumed, ", summary.rows_skipped, " skipped; ", summary.new_tokens, " new tokens in ",
              summary.seconds, " s -> ", options->output_path);
