@@ -4,12 +4,15 @@
 #include <string>
 #include <vector>
 
+#include "text/unicode.h"
+
 namespace spinlm::jinja {
 
 // Decodes UTF-8; invalid bytes become U+FFFD one byte at a time (never throws).
 std::u32string utf8_decode(const std::string& text);
 std::string utf8_encode(const std::u32string& text);
-void utf8_append(std::string& out, char32_t cp);
+// The tokenizer's UTF-8 encoder serves the interpreter too.
+inline void utf8_append(std::string& out, char32_t cp) { unicode::append_utf8(out, cp); }
 size_t utf8_length(const std::string& text);
 
 // Python's str.isspace() for one code point (the whitespace str.strip() and split() use).
