@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/parallel.h"
 
 namespace spinlm {
 namespace {
@@ -92,7 +93,7 @@ std::vector<int64_t> sample_on_host(const at::Tensor& scores, const std::vector<
   at::Tensor weights = (scores - std::get<0>(scores.max(-1, /*keepdim=*/true))).exp_().contiguous();  // [B, V]
   const float* data = weights.data_ptr<float>();
   std::vector<int64_t> out(rows);
-  at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
+  parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       const float* row = data + b * vocab;
       double total = 0;
