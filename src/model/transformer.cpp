@@ -8,6 +8,8 @@
 #include <limits>
 
 #include "core/error.h"
+#include "model/fused_attention.h"
+#include "model/recompute.h"
 #include "model/target_logprobs.h"
 
 namespace spinlm {
@@ -79,6 +81,8 @@ at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 // Returns [B*T, H*D].
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const at::Tensor& mask) {
+  // CUDA tensors on libtorch 2.x: SDPA's fused kernels (model/fused_attention.h).
+  if (fused_attention_applies(q.device())) return fused_attention(q, k, v, mask);
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
   const int64_t Hkv = k.size(1), S = k.size(2), G = H / Hkv;
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
@@ -291,9 +295,31 @@ at::Tensor Transformer::forward_hidden(const at::Tensor& input_ids, const at::Te
   if (config_.sliding_window > 0) causal = causal & at::ones({T, T}, bool_options).triu(-(config_.sliding_window - 1));
   at::Tensor allowed = causal.unsqueeze(0) & real.unsqueeze(1);  // [B, T, T]
   at::Tensor mask = additive_mask(allowed, dtype_);               // [B, 1, T, T]
+  // Fused attention with right padding needs no mask: causal alone is exact for every real
+  // query, and lets SDPA use its flash kernel (undefined mask = causal, fused_attention.h).
+  if (fused_attention_applies(device_) && (config_.sliding_window <= 0 || T <= config_.sliding_window) &&
+      right_padded(real)) {
+    mask = at::Tensor();
+  }
 
   at::Tensor x = at::embedding(embed_tokens_, ids);  // [B, T, C]
-  for (const auto& layer : layers_) x = layer_forward(*layer, x, cos, sin, mask, nullptr);
+  const bool checkpointed = gradient_checkpointing_ && at::GradMode::is_enabled();
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& layer = *layers_[i];
+    if (!checkpointed) {
+      x = layer_forward(layer, x, cos, sin, mask, nullptr);
+      continue;
+    }
+    // Keep only x; the layer runs again in the backward pass (model/recompute.h).
+    const std::string prefix = "model.layers." + std::to_string(i) + ".";
+    std::vector<at::Tensor> weights;
+    for (const auto& [name, tensor] : parameters_) {
+      if (name.compare(0, prefix.size(), prefix) == 0) weights.push_back(tensor);
+    }
+    x = recompute([this, &layer, cos = cos, sin = sin, mask](const at::Tensor& input) {
+      return layer_forward(layer, input, cos, sin, mask, nullptr);
+    }, x, weights);
+  }
   return rms_norm(x, final_norm_, config_.rms_norm_eps);
 }
 

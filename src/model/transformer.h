@@ -63,10 +63,17 @@ class Transformer {
   at::Tensor token_logprobs(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                             int64_t chunk_positions = 1024) const;
 
+  // (added) Gradient checkpointing: while on and autograd is recording, forward_hidden keeps
+  // only each decoder layer's input and recomputes the layer in the backward pass
+  // (model/recompute.h): one extra forward for activations of O(layers x [B, T, C]).
+  void set_gradient_checkpointing(bool on) { gradient_checkpointing_ = on; }
+  bool gradient_checkpointing() const { return gradient_checkpointing_; }
+
  private:
   ModelConfig config_;
   at::Device device_;
   at::ScalarType dtype_;
+  bool gradient_checkpointing_ = false;
   std::vector<std::pair<std::string, at::Tensor>> parameters_;
   // Per-layer handles into parameters_ (filled by the constructor) live in the .cpp.
   struct Layer;
