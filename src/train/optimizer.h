@@ -6,6 +6,7 @@
 //   AdamW:   p *= 1 - lr wd;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
 //            p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 // The learning rate is passed to every step (the schedule owns it).
+// State tensors are created on each parameter's device (see OptimizerOptions::state_dtype).
 #pragma once
 #include <string>
 #include <utility>
@@ -22,6 +23,12 @@ struct OptimizerOptions {
   double beta1 = 0.9;            // AdamW (torch default)
   double beta2 = 0.999;
   double eps = 1e-8;
+  // (added) Storage dtype of the optimizer state: "fp32" (default) or "bf16". The update is
+  // always computed in fp32. With fp32 state and bf16/fp16 parameters the optimizer also
+  // keeps an fp32 master copy of each parameter, updates that and rounds it into the
+  // parameter (an update far below the parameter's bf16 spacing, e.g. lr 5e-7, is not lost).
+  // bf16 state keeps no master copy: a third of the memory, for 7B-scale runs on one GPU.
+  std::string state_dtype = "fp32";
 };
 
 class Optimizer {
@@ -50,6 +57,7 @@ class Optimizer {
   int64_t step_count_ = 0;
   std::vector<at::Tensor> first_;   // AdamW exp_avg
   std::vector<at::Tensor> second_;  // RMSprop square_avg / AdamW exp_avg_sq
+  std::vector<at::Tensor> master_;  // fp32 master weights (undefined where the parameter is fp32/fp64)
 };
 
 }  // namespace spinlm

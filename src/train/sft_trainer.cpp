@@ -5,6 +5,7 @@
 #include "core/logging.h"
 #include "model/hf_model.h"
 #include "train/spin_trainer.h"
+#include "train/train_device.h"
 
 namespace spinlm {
 
@@ -63,7 +64,7 @@ SftTrainResult train_sft(const SftTrainOptions& options) {
   }
   log_info("sft: ", examples.size(), " examples from ", options.data_files.size(), " file(s)");
 
-  Transformer model = load_model(model_dir);
+  Transformer model = load_training_model(model_dir, options.loop);  // --device, --dtype (train_device.h)
   TrainLoopHooks hooks;
   hooks.num_examples = static_cast<int64_t>(examples.size());
   std::vector<int64_t> scored;

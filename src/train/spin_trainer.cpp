@@ -8,6 +8,7 @@
 #include "core/logging.h"
 #include "model/config.h"
 #include "model/hf_model.h"
+#include "train/train_device.h"
 
 namespace spinlm {
 namespace fs = std::filesystem;
@@ -149,7 +150,7 @@ ReferenceLogprobs reference_for(const std::vector<TokenPair>& pairs, const SpinT
   const std::string bkey = base_key + "-" + pairs_key;
   ReferenceLogprobs base = load_or_compute_reference(
       (fs::path(out) / ("reference_logprobs-" + bkey + ".json")).string(), bkey, pairs.size(), [&] {
-        Transformer base_model = load_model(mix.base_dir);
+        Transformer base_model = load_model(mix.base_dir, model->device(), model->dtype());
         if (options.loop.parallel && options.loop.parallel->world_size() > 1) {  // [dist]
           return compute_reference_sharded(base_model, pairs, micro, options.chunk_positions,
                                            what + " (base)", *options.loop.parallel);
@@ -185,7 +186,7 @@ SpinTrainResult train_spin(const SpinTrainOptions& options) {
   const std::string base_key = mix.base_dir.empty() ? "" : hash_model_weights(mix.base_dir);
   const std::string pairs_key = hash_pairs(pairs, options.truncation);
 
-  Transformer model = load_model(model_dir);
+  Transformer model = load_training_model(model_dir, options.loop);  // --device, --dtype (train_device.h)
   model.set_requires_grad(false);
   const ReferenceLogprobs reference =
       reference_for(pairs, options, pairs_key, model_key, &model, mix, base_key, "reference log-probs");

@@ -19,12 +19,20 @@ namespace spinlm {
 namespace fs = std::filesystem;
 
 double global_grad_norm(const std::vector<at::Tensor>& params) {
-  double sum = 0.0;
+  // Per-tensor norms in fp32 (bf16 gradients are widened first), copied to the host in one
+  // transfer (one GPU synchronisation per step, not one per parameter), summed in double.
+  std::vector<at::Tensor> norms;
   for (const at::Tensor& p : params) {
     if (!p.grad().defined()) continue;
-    const double n = p.grad().norm().item<double>();
-    sum += n * n;
+    const at::Tensor& g = p.grad();
+    const bool wide = g.scalar_type() == at::kFloat || g.scalar_type() == at::kDouble;
+    norms.push_back((wide ? g : g.to(at::kFloat)).norm().to(at::kDouble).reshape({1}));
   }
+  if (norms.empty()) return 0.0;
+  const at::Tensor host = at::cat(norms).cpu();
+  const double* n = host.data_ptr<double>();
+  double sum = 0.0;
+  for (int64_t i = 0; i < host.numel(); ++i) sum += n[i] * n[i];
   return std::sqrt(sum);
 }
 
@@ -77,6 +85,10 @@ TrainLoopResult run_train_loop(Transformer& model, const TrainLoopOptions& optio
   fingerprint["logging_steps"] = options.logging_steps;
   fingerprint["seed"] = options.seed;
   fingerprint["num_examples"] = n;
+  // (added) Resuming in another dtype or optimizer-state dtype would not continue the same run
+  // (keys only when not the defaults, so older checkpoints still resume).
+  if (model.dtype() != at::kFloat) fingerprint["dtype"] = c10::toString(model.dtype());
+  if (options.optimizer.state_dtype != "fp32") fingerprint["optimizer_state_dtype"] = options.optimizer.state_dtype;
 
   model.set_requires_grad(true);
   std::vector<at::Tensor> params = model.parameters();

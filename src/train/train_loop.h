@@ -60,6 +60,12 @@ struct TrainLoopOptions {
   // the process had been killed there (the pipeline slices work with it; tests kill runs).
   int64_t stop_after_steps = 0;
   DataParallel* parallel = nullptr;  // [dist] several processes (docs/distributed.md); null: one
+  // (added) Where and how the trained model runs (train/train_device.h): device "" = cuda
+  // when available, else cpu; dtype "" = bf16 on cuda, fp32 on cpu. Gradient checkpointing
+  // recomputes each decoder layer in the backward pass (Transformer::set_gradient_checkpointing).
+  std::string device;
+  std::string dtype;
+  bool gradient_checkpointing = false;
 };
 
 // Contributions of one micro-batch to its step's metrics, already divided so that summing
