@@ -4,6 +4,7 @@
 #include "cli/command.h"
 #include "dist/dist_context.h"  // [dist] several processes (docs/distributed.md)
 #include "train/sft_trainer.h"
+#include "train/train_device.h"
 
 namespace spinlm {
 
@@ -21,7 +22,9 @@ CommandAction setup_sft(CLI::App& app) {
   app.add_option("--eval-data", options->eval_data, "conversations scored at each epoch end");
   app.add_option("--chunk-positions", options->chunk_positions, "positions per LM-head chunk");
   return [options] {
-    options->loop.parallel = dist_from_environment();  // [dist] null for one process
+    // A bad --device/--dtype fails here, before any work.
+    const TrainDevice device = resolve_train_device(options->loop);
+    options->loop.parallel = dist_from_environment(device.device.str());  // [dist] null for one process
     SftTrainResult result = train_sft(*options);
     std::printf("trained %lld steps; model in %s\n", static_cast<long long>(result.steps),
                 options->loop.output_dir.c_str());

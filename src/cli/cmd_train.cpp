@@ -4,6 +4,7 @@
 #include "cli/command.h"
 #include "dist/dist_context.h"  // [dist] several processes (docs/distributed.md)
 #include "train/spin_trainer.h"
+#include "train/train_device.h"
 
 namespace spinlm {
 namespace {
@@ -26,6 +27,14 @@ void add_loop_options(CLI::App& app, TrainLoopOptions& loop) {
   app.add_option("--save-steps", loop.save_steps, "also checkpoint every N steps (0: epoch ends only)");
   app.add_option("--seed", loop.seed, "seed of the data order");
   app.add_flag("--resume", loop.resume, "continue from the last checkpoint in --output");
+  app.add_option("--device", loop.device, "cpu, cuda or cuda:N (default: cuda when available)");
+  app.add_option("--dtype", loop.dtype, "fp32 or bf16 (default: bf16 on cuda, fp32 on cpu)");
+  app.add_option("--optimizer-state-dtype", loop.optimizer.state_dtype,
+                 "fp32 (with fp32 master weights for bf16 models) or bf16")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
+  app.add_flag("--gradient-checkpointing", loop.gradient_checkpointing,
+               "recompute each decoder layer in the backward pass (less memory, one more forward)");
 }
 
 CommandAction setup_train(CLI::App& app) {
@@ -45,7 +54,9 @@ CommandAction setup_train(CLI::App& app) {
   app.add_option("--eval-data", options->eval_data, "pairs scored at each epoch end");
   app.add_option("--chunk-positions", options->chunk_positions, "positions per LM-head chunk");
   return [options] {
-    options->loop.parallel = dist_from_environment();  // [dist] null for one process
+    // A bad --device/--dtype fails here, before any work.
+    const TrainDevice device = resolve_train_device(options->loop);
+    options->loop.parallel = dist_from_environment(device.device.str());  // [dist] null for one process
     SpinTrainResult result = train_spin(*options);
     std::printf("trained %lld steps; model in %s\n", static_cast<long long>(result.steps),
                 result.output_dir.c_str());
