@@ -1,6 +1,8 @@
 // The SPIN loop end to end: recipes are validated before any work, a small run completes and
 // its models load, a run killed during generation, during training or between iterations
-// and resumed ends with the files of an uninterrupted run, and `demo --quick` completes.
+// and resumed ends with the files of an uninterrupted run; `spinlm train --resume` on an
+// iteration's finished training folder says it is finished; the stop rule reads validation
+// numbers only. (`demo --quick`: test_demo.cpp.)
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -20,6 +22,7 @@
 #include "model/hf_model.h"
 #include "pipeline/recipe.h"
 #include "pipeline/run_state.h"
+#include "pipeline/spin_loop.h"
 #include "testkit.h"
 
 namespace spinlm {
@@ -101,6 +104,72 @@ TEST(Recipe, MistakesNameTheKeyAndLine) {
   for (const Case& c : cases)
     EXPECT_NE(error_of([&] { parse_recipe(c.yaml, "r.yaml"); }).find(c.expected), std::string::npos)
         << c.yaml << "\n-> " << error_of([&] { parse_recipe(c.yaml, "r.yaml"); });
+}
+
+// The recipe's lm-eval tasks: names, data folder and every task's files are checked when the
+// recipe is read, with the key and FILE:LINE of the mistake.
+TEST(Recipe, EvaluationTasksAreValidatedWithKeyAndLine) {
+  const std::string data = testkit::source_path("tests/data/eval");
+  const std::string ok = std::string(kMinimal) + "evaluation:\n  tasks: [arc_challenge, gsm8k]\n  data_dir: " + data +
+                         "\n  num_fewshot: 1\n";
+  const Recipe r = parse_recipe(ok, "r.yaml");
+  EXPECT_EQ(r.evaluation.tasks, (std::vector<std::string>{"arc_challenge", "gsm8k"}));
+  EXPECT_EQ(r.evaluation.data_dir, data);
+  EXPECT_EQ(r.evaluation.num_fewshot, 1);
+  EXPECT_NE(recipe_to_json(r).find("\"tasks\""), std::string::npos);
+  // Without tasks, recipe.json stays as it was before tasks existed (old runs resume).
+  EXPECT_EQ(recipe_to_json(parse_recipe(kMinimal, "r.yaml")).find("tasks"), std::string::npos);
+
+  const std::string empty = testkit::make_temp_dir("empty-eval-data");
+  struct Case {
+    std::string yaml, expected;
+  };
+  const std::vector<Case> cases = {
+      {std::string(kMinimal) + "evaluation:\n  tasks:\n    - arc_challenge\n    - hellaswagg\n  data_dir: " + data + "\n",
+       "r.yaml:7: key 'evaluation.tasks[1]': unknown task 'hellaswagg' (built-in: "},
+      {std::string(kMinimal) + "evaluation:\n  tasks: [gsm8k]\n", "r.yaml:5: key 'evaluation.tasks' needs 'evaluation.data_dir'"},
+      {std::string(kMinimal) + "evaluation:\n  tasks: [gsm8k]\n  data_dir: /nonexistent/eval\n",
+       "r.yaml:6: key 'evaluation.data_dir': folder /nonexistent/eval does not exist"},
+      {std::string(kMinimal) + "evaluation:\n  tasks: [gsm8k]\n  data_dir: " + empty + "\n",
+       "r.yaml:5: key 'evaluation.tasks[0]' (task gsm8k): "},
+      {std::string(kMinimal) + "evaluation:\n  task_files: [nope.yaml]\n  data_dir: " + data + "\n",
+       "r.yaml:5: key 'evaluation.task_files[0]': "},
+      {std::string(kMinimal) + "evaluation:\n  tasks: [mmlu, mmlu]\n  data_dir: " + data + "\n",
+       "key 'evaluation.tasks[1]': task 'mmlu' is listed twice"},
+      {std::string(kMinimal) + "evaluation:\n  data_dir: " + data + "\n",
+       "r.yaml:5: key 'evaluation.data_dir' needs evaluation.tasks"},
+      {std::string(kMinimal) + "evaluation:\n  tasks: 3\n", "r.yaml:5: key 'evaluation.tasks[0]': unknown task '3'"},
+  };
+  for (const Case& c : cases)
+    EXPECT_NE(error_of([&] { parse_recipe(c.yaml, "r.yaml"); }).find(c.expected), std::string::npos)
+        << c.yaml << "\n-> " << error_of([&] { parse_recipe(c.yaml, "r.yaml"); });
+  // The missing task file is named (the error comes from reading data_dir/gsm8k.jsonl).
+  const std::string missing = error_of([&] {
+    parse_recipe(std::string(kMinimal) + "evaluation:\n  tasks: [gsm8k]\n  data_dir: " + empty + "\n", "r.yaml");
+  });
+  EXPECT_NE(missing.find(empty + "/gsm8k.jsonl"), std::string::npos) << missing;
+}
+
+// Choices (the stop rule) read the validation split only: patience watches a held-out
+// measurement and a recipe that could only watch data.test is refused.
+TEST(Recipe, StopRuleWatchesOnlyTheValidationSplit) {
+  const std::string with_heldout = "model_name_or_path: m\ndata: {train: t.jsonl, heldout: h.jsonl, test: x.jsonl}\n";
+  const Recipe nll = parse_recipe(with_heldout + "stop: {patience: 1}\n", "r.yaml");
+  EXPECT_EQ(nll.stop.metric, "heldout_nll");
+  const Recipe em = parse_recipe(with_heldout + "evaluation: {heldout_exact_match: true}\nstop: {patience: 2}\n", "r.yaml");
+  EXPECT_EQ(em.stop.metric, "heldout_exact_match");
+  EXPECT_NE(recipe_to_json(em).find("\"metric\": \"heldout_exact_match\""), std::string::npos);
+  // Only test data: nothing on validation to watch.
+  EXPECT_NE(error_of([] {
+              parse_recipe("model_name_or_path: m\ndata: {train: t.jsonl, test: x.jsonl}\nstop: {patience: 1}\n", "r.yaml");
+            }).find("r.yaml:3: key 'stop.patience' watches heldout_nll, which needs data.heldout"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { parse_recipe(with_heldout + "stop: {patience: 1, metric: exact_match}\n", "r.yaml"); })
+                .find("key 'stop.metric' must be one of heldout_exact_match, heldout_nll"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { parse_recipe(with_heldout + "stop: {patience: 1, metric: heldout_exact_match}\n", "r.yaml"); })
+                .find("needs data.heldout and evaluation.heldout_exact_match"),
+            std::string::npos);
 }
 
 TEST(Recipe, RunRefusesABadRecipeBeforeWritingAnything) {
@@ -328,14 +397,101 @@ TEST(Run, KilledBetweenIterationsResumesToTheSameFiles) {
   resume_and_compare(out);
 }
 
-TEST(Demo, QuickCompletes) {
-  const std::string out = testkit::make_temp_dir("demo") + "/demo";
-  const auto result = testkit::run_spinlm("demo --threads 1 --quick --out " + shell_quote(out));
-  ASSERT_EQ(result.exit_code, 0) << result.output;
-  for (const char* needle : {"SFT", "iter 2", "control 2", "report:"})
-    EXPECT_NE(result.output.find(needle), std::string::npos) << needle << "\n" << result.output;
-  EXPECT_TRUE(file_exists(out + "/run/report.html"));
-  EXPECT_TRUE(file_exists(out + "/run/iter_2/model/model.safetensors"));
+// ---------------------------------------------------------------- after training
+
+uintmax_t folder_bytes(const std::string& dir) {
+  uintmax_t total = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(dir))
+    if (entry.is_regular_file()) total += entry.file_size();
+  return total;
+}
+
+// The run keeps final models only: an iteration's checkpoints lose their weights and optimizer
+// state once its training step is recorded, and `spinlm train --resume` on the folder then
+// says the training finished (exit 0, model untouched) instead of failing on a missing
+// checkpoint; different training options are a clear error naming the option.
+TEST(Run, FinishedTrainingFolderKeepsNoOptimizerStateAndResumeSaysFinished) {
+  const std::string& out = reference_run();
+  const std::string model = out + "/iter_0/model";
+  const json pointer = json::parse(read_file(model + "/trainer_state.json"));
+  EXPECT_EQ(pointer.at("finished"), true);
+  const std::string latest = pointer.at("latest").get<std::string>();
+  EXPECT_EQ(latest, "epoch-2");
+  for (const auto& entry : fs::recursive_directory_iterator(model)) {
+    const std::string rel = fs::relative(entry.path(), model).string();
+    if (rel.rfind("epoch-", 0) == 0 || rel.rfind("checkpoint-", 0) == 0)
+      EXPECT_TRUE(entry.is_directory() ? rel == latest : rel == latest + "/trainer_state.json") << rel;
+  }
+  // Weights (fp32) + tokenizer and a few small files: well under twice the weights, where
+  // one kept checkpoint (weights + RMSprop state) alone would be twice them.
+  const uintmax_t weights = fs::file_size(model + "/model.safetensors");
+  EXPECT_LT(folder_bytes(model), weights * 3 / 2) << folder_bytes(model) << " bytes for " << weights;
+
+  const std::string before = read_file(model + "/model.safetensors");
+  const std::string train = "train --threads 1 --model " + shell_quote(fixture().dir + "/model") + " --data " +
+                            shell_quote(out + "/iter_0/pairs.jsonl") + " --output " + shell_quote(model) +
+                            " --max-length 160 --max-prompt-length 120 --epochs 2 --batch-size 8 "
+                            "--micro-batch-size 4 --learning-rate 1e-3 --seed 5 --logging-steps 1 --resume";
+  const auto resumed = testkit::run_spinlm(train + " --beta 0.1");
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("already finished; nothing to resume"), std::string::npos) << resumed.output;
+  EXPECT_EQ(read_file(model + "/model.safetensors"), before);
+  const auto other = testkit::run_spinlm(train + " --beta 0.3");
+  EXPECT_NE(other.exit_code, 0);
+  EXPECT_NE(other.output.find("error: "), std::string::npos) << other.output;
+  EXPECT_NE(other.output.find("beta"), std::string::npos) << other.output;
+  EXPECT_EQ(other.output.find("has no trainer_state.json"), std::string::npos) << other.output;
+}
+
+// ---------------------------------------------------------------- stop rule
+
+// The stop rule reads eval files, so a run folder whose steps are all recorded shows what it
+// decides: patience on validation exact match stops when validation stops improving, even
+// when the test number improves, and goes on when validation improves while test gets worse.
+TEST(StopRule, ReadsTheValidationSplitNeverTheTestSplit) {
+  for (const bool validation_improves : {true, false}) {
+    const std::string dir = testkit::make_temp_dir("stop-rule");
+    make_directories(dir + "/model");
+    write_file_atomic(dir + "/model/config.json", "{}");
+    for (const char* file : {"t.jsonl", "h.jsonl", "x.jsonl"}) write_file_atomic(dir + "/" + file, "");
+    write_file_atomic(dir + "/r.yaml", "model_name_or_path: model\ndata: {train: t.jsonl, heldout: h.jsonl, test: x.jsonl}\n"
+                                       "num_iterations: 2\nevaluation: {heldout_exact_match: true}\n"
+                                       "stop: {patience: 1}\n");
+    const Recipe recipe = load_recipe(dir + "/r.yaml");
+    const std::string run = dir + "/run";
+    {
+      RunState state = RunState::open(run, recipe_to_json(recipe), false);
+      for (const char* step : {"sft_eval", "iter_0/generate", "iter_0/train", "iter_0/eval", "iter_1/generate",
+                               "iter_1/train", "iter_1/eval"})
+        state.mark_done(step);
+      state.iteration_dir(0);
+      if (validation_improves) state.iteration_dir(1);
+    }
+    write_file_atomic(run + "/sft_eval.json", R"({"exact_match": 0.20, "heldout_exact_match": 0.30})");
+    // Validation and test disagree in both cases.
+    write_file_atomic(run + "/iter_0/eval.json", validation_improves
+                                                     ? R"({"exact_match": 0.10, "heldout_exact_match": 0.40})"
+                                                     : R"({"exact_match": 0.50, "heldout_exact_match": 0.25})");
+    if (validation_improves)
+      write_file_atomic(run + "/iter_1/eval.json", R"({"exact_match": 0.05, "heldout_exact_match": 0.45})");
+    RunOptions options;
+    options.run_dir = run;
+    options.resume = true;
+    options.show_progress = false;
+    const RunSummary summary = run_spin(recipe, options);
+    if (validation_improves) {
+      EXPECT_EQ(summary.stopped, "");
+      EXPECT_EQ(summary.iterations_done, 2);
+      EXPECT_EQ(summary.selected, "iter 1");  // the best validation number (and the worst test one)
+    } else {
+      EXPECT_EQ(summary.stopped, "heldout_exact_match (validation) has not improved for 1 iterations");
+      EXPECT_EQ(summary.iterations_done, 1);
+      EXPECT_EQ(summary.selected, "SFT");  // not iter 0, the best test number
+    }
+    EXPECT_EQ(summary.selected_by, "heldout_exact_match");
+    const std::string table = format_summary_table(summary);
+    EXPECT_NE(table.find(summary.selected + " *"), std::string::npos) << table;
+  }
 }
 
 }  // namespace

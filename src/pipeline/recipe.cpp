@@ -11,6 +11,9 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "eval/builtin_tasks.h"
+#include "eval/evaluator.h"
+#include "eval/task_yaml.h"
 
 namespace spinlm {
 namespace {
@@ -89,6 +92,25 @@ class Section {
           ", got ", out);
   }
   void flag(const std::string& key, bool& out) const { read(key, out, "true or false"); }
+  // A list of non-empty strings (a single string counts as a list of one); the nodes come
+  // back for their FILE:LINE.
+  std::vector<YAML::Node> strings(const std::string& key, std::vector<std::string>& out) const {
+    std::vector<YAML::Node> nodes;
+    YAML::Node n = node_[key];
+    if (!n) return nodes;
+    if (n.IsScalar()) {
+      nodes.push_back(n);
+    } else {
+      check(n.IsSequence(), where(n), ": key '", name(key), "' must be a list of strings");
+      for (const YAML::Node& item : n) nodes.push_back(item);
+    }
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      check(nodes[i].IsScalar() && !nodes[i].Scalar().empty(), where(nodes[i]), ": key '", name(key), "[", i,
+            "]' must be a non-empty string");
+      out.push_back(nodes[i].Scalar());
+    }
+    return nodes;
+  }
   void text(const std::string& key, std::string& out) const {
     read(key, out, "a string");
     check(!has(key) || !out.empty(), where(get(key)), ": key '", name(key), "' must not be empty");
@@ -146,6 +168,76 @@ std::string resolve(const std::string& path, const std::string& base_dir) {
   return (std::filesystem::path(base_dir) / path).lexically_normal().string();
 }
 
+// Builds every prompt of the task (reads and checks its data rows and few-shot pool) so that
+// a missing file, a bad row or a too-small pool fails now, naming the recipe key.
+void check_task(const TaskDefinition& task, const EvaluationSettings& ev, const std::string& where,
+                const std::string& key) {
+  EvalOptions options;
+  options.data_dir = ev.data_dir;
+  options.num_fewshot = int(ev.num_fewshot);
+  options.limit = ev.limit > 0 ? ev.limit : -1;
+  try {
+    build_task_prompts(task, options);
+  } catch (const Error& error) {
+    fail(where, ": key '", key, "' (task ", task.config.name, "): ", error.what());
+  }
+}
+
+void read_evaluation(const Section& e, const std::string& base_dir, EvaluationSettings& ev) {
+  e.only({"heldout_reward_accuracy", "heldout_nll", "exact_match", "heldout_exact_match", "max_new_tokens",
+          "tasks", "task_files", "data_dir", "num_fewshot", "limit", "batch_size"});
+  e.flag("heldout_reward_accuracy", ev.heldout_reward_accuracy);
+  e.flag("heldout_nll", ev.heldout_nll);
+  e.flag("exact_match", ev.exact_match);
+  e.flag("heldout_exact_match", ev.heldout_exact_match);
+  e.integer("max_new_tokens", ev.max_new_tokens, 1);
+  e.integer("num_fewshot", ev.num_fewshot, 0);
+  e.integer("limit", ev.limit, 0);
+  e.integer("batch_size", ev.batch_size, 1);
+  const std::vector<YAML::Node> task_nodes = e.strings("tasks", ev.tasks);
+  const std::vector<YAML::Node> file_nodes = e.strings("task_files", ev.task_files);
+  e.text("data_dir", ev.data_dir);
+  ev.data_dir = resolve(ev.data_dir, base_dir);
+  if (!ev.has_tasks()) {
+    for (const char* key : {"data_dir", "num_fewshot", "limit", "batch_size"})
+      check(!e.has(key), e.where(e.get(key)), ": key '", e.name(key), "' needs evaluation.tasks or evaluation.task_files");
+    return;
+  }
+  // Names first (no data needed), then the data folder, then every task's files.
+  std::vector<std::pair<TaskDefinition, std::string>> tasks;  // with the recipe key
+  std::vector<YAML::Node> nodes;
+  std::set<std::string> seen;
+  for (size_t i = 0; i < ev.tasks.size(); ++i) {
+    const std::string key = e.name("tasks") + "[" + std::to_string(i) + "]";
+    if (!is_builtin_task(ev.tasks[i])) {
+      std::string known;
+      for (const std::string& name : builtin_task_names()) known += (known.empty() ? "" : ", ") + name;
+      fail(e.where(task_nodes[i]), ": key '", key, "': unknown task '", ev.tasks[i], "' (built-in: ", known,
+           "; your own tasks go in task_files)");
+    }
+    tasks.emplace_back(builtin_task(ev.tasks[i]), key);
+    nodes.push_back(task_nodes[i]);
+  }
+  for (size_t i = 0; i < ev.task_files.size(); ++i) {
+    const std::string key = e.name("task_files") + "[" + std::to_string(i) + "]";
+    ev.task_files[i] = resolve(ev.task_files[i], base_dir);
+    try {
+      tasks.emplace_back(load_task_yaml(ev.task_files[i]), key);
+    } catch (const Error& error) {
+      fail(e.where(file_nodes[i]), ": key '", key, "': ", error.what());
+    }
+    nodes.push_back(file_nodes[i]);
+  }
+  for (size_t i = 0; i < tasks.size(); ++i)
+    check(seen.insert(tasks[i].first.config.name).second, e.where(nodes[i]), ": key '", tasks[i].second,
+          "': task '", tasks[i].first.config.name, "' is listed twice");
+  check(e.has("data_dir"), e.where(nodes.front()), ": key '", e.name(task_nodes.empty() ? "task_files" : "tasks"),
+        "' needs '", e.name("data_dir"), "' (the folder of <task>.jsonl files, docs/eval.md)");
+  check(std::filesystem::is_directory(ev.data_dir), e.where(e.get("data_dir")), ": key '", e.name("data_dir"),
+        "': folder ", ev.data_dir, " does not exist");
+  for (size_t i = 0; i < tasks.size(); ++i) check_task(tasks[i].first, ev, e.where(nodes[i]), tasks[i].second);
+}
+
 }  // namespace
 
 Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
@@ -162,7 +254,7 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
   const Section top(root, source, "");
   std::vector<std::string> known = {"model_name_or_path", "output_dir", "seed", "num_iterations",
                                     "data", "generation", "evaluation", "iterations", "stop",
-                                    "control"};
+                                    "control", "keep_checkpoints"};
   known.insert(known.end(), kTrainKeys.begin(), kTrainKeys.end());
   top.only(known);
 
@@ -194,7 +286,7 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
   if (top.has("generation")) {
     const Section g = top.child("generation");
     g.only({"max_new_tokens", "temperature", "top_p", "top_k", "min_p", "batch_size", "prompt_format"});
-    GenerationSettings& gen = recipe.generation;
+    SamplingSettings& gen = recipe.generation;
     g.integer("max_new_tokens", gen.max_new_tokens, 1);
     g.number("temperature", gen.temperature, 0.0, 100.0);
     g.number("top_p", gen.top_p, 0.0, 1.0);
@@ -205,18 +297,14 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
     g.choice("prompt_format", gen.prompt_format, {"chat", "spin-legacy"});
   }
 
-  if (top.has("evaluation")) {
-    const Section e = top.child("evaluation");
-    e.only({"heldout_reward_accuracy", "heldout_nll", "exact_match", "max_new_tokens"});
-    EvaluationSettings& ev = recipe.evaluation;
-    e.flag("heldout_reward_accuracy", ev.heldout_reward_accuracy);
-    e.flag("heldout_nll", ev.heldout_nll);
-    e.flag("exact_match", ev.exact_match);
-    e.integer("max_new_tokens", ev.max_new_tokens, 1);
-  }
+  if (top.has("evaluation")) read_evaluation(top.child("evaluation"), base_dir, recipe.evaluation);
   // Evaluations that need a data set are off when the set is missing.
   if (recipe.data.heldout.empty()) recipe.evaluation.heldout_reward_accuracy = recipe.evaluation.heldout_nll = false;
   if (recipe.data.test.empty()) recipe.evaluation.exact_match = false;
+  if (recipe.data.heldout.empty() && recipe.evaluation.heldout_exact_match) {
+    const Section e = top.child("evaluation");
+    fail(e.where(e.get("heldout_exact_match")), ": key 'evaluation.heldout_exact_match' needs data.heldout");
+  }
 
   int64_t num_iterations = -1;
   top.integer("num_iterations", num_iterations, 1);
@@ -244,7 +332,7 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
 
   if (top.has("stop")) {
     const Section s = top.child("stop");
-    s.only({"reward_accuracy_tolerance", "patience"});
+    s.only({"reward_accuracy_tolerance", "patience", "metric"});
     double tolerance = 0;
     if (s.has("reward_accuracy_tolerance")) {
       s.number("reward_accuracy_tolerance", tolerance, 0.0, 0.5);
@@ -254,14 +342,21 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
             "evaluation.heldout_reward_accuracy");
     }
     s.integer("patience", recipe.stop.patience, 0);
-    check(recipe.stop.patience == 0 || recipe.evaluation.exact_match, s.where(s.get("patience")),
-          ": key 'stop.patience' needs data.test and evaluation.exact_match");
+    // Patience watches a validation measurement: choices never look at data.test.
+    const EvaluationSettings& ev = recipe.evaluation;
+    s.choice("metric", recipe.stop.metric, {"heldout_exact_match", "heldout_nll"});
+    if (recipe.stop.metric.empty()) recipe.stop.metric = ev.heldout_exact_match ? "heldout_exact_match" : "heldout_nll";
+    const bool evaluated = recipe.stop.metric == "heldout_exact_match" ? ev.heldout_exact_match : ev.heldout_nll;
+    check(recipe.stop.patience == 0 || evaluated, s.where(s.get(s.has("metric") ? "metric" : "patience")),
+          ": key 'stop.patience' watches ", recipe.stop.metric, ", which needs data.heldout and evaluation.",
+          recipe.stop.metric, " (the stop rule uses the validation split only, never data.test)");
   }
   if (top.has("control")) {
     const Section c = top.child("control");
     c.only({"enabled"});
     c.flag("enabled", recipe.control.enabled);
   }
+  top.flag("keep_checkpoints", recipe.checkpoints.keep);
   return recipe;
 }
 
@@ -282,7 +377,7 @@ std::string recipe_to_json(const Recipe& r) {
                           {"optim", t.optim}, {"weight_decay", t.weight_decay},
                           {"max_grad_norm", t.max_grad_norm}, {"logging_steps", t.logging_steps},
                           {"sft_weight", t.sft_weight}, {"mix_previous", t.mix_previous}});
-  const GenerationSettings& g = r.generation;
+  const SamplingSettings& g = r.generation;
   const EvaluationSettings& e = r.evaluation;
   nlohmann::json out = {
       {"model_name_or_path", r.model_name_or_path},
@@ -303,6 +398,14 @@ std::string recipe_to_json(const Recipe& r) {
                                                   : nlohmann::json()},
                 {"patience", r.stop.patience}}},
       {"control", {{"enabled", r.control.enabled}}}};
+  // Settings added later appear only when they change what a run does, so the recipe.json of
+  // run folders written before them still matches on --resume.
+  if (e.heldout_exact_match) out["evaluation"]["heldout_exact_match"] = true;
+  if (e.has_tasks())
+    out["evaluation"].update({{"tasks", e.tasks}, {"task_files", e.task_files}, {"data_dir", e.data_dir},
+                              {"num_fewshot", e.num_fewshot}, {"limit", e.limit}, {"batch_size", e.batch_size}});
+  if (r.stop.patience > 0) out["stop"]["metric"] = r.stop.metric;
+  if (r.checkpoints.keep) out["keep_checkpoints"] = true;
   return out.dump(2);
 }
 

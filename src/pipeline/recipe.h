@@ -39,16 +39,28 @@
 //   evaluation:
 //     heldout_reward_accuracy: true
 //     heldout_nll: true
-//     exact_match: true
+//     exact_match: true                # reported numbers: data.test
+//     heldout_exact_match: false       # greedy exact match on data.heldout (for choices)
 //     max_new_tokens: 64
+//     tasks: [arc_challenge, gsm8k]    # lm-eval tasks (docs/eval.md) on every model
+//     task_files: [my_task.yaml]       # task YAML files
+//     data_dir: eval-data/             # DATA_DIR/<task>.jsonl, <task>.fewshot.jsonl
+//     num_fewshot: 5                   # optional: overrides each task's own count
+//     limit: 0                         # documents per task (0 = all)
+//     batch_size: 16
 //   iterations:                        # one entry per iteration, overriding the defaults
 //     - {learning_rate: 5.0e-7, beta: 0.1}
 //     - {learning_rate: 5.0e-7, beta: 0.1, mix_previous: true}
-//   stop:                              # optional early end
+//   stop:                              # optional early end, on validation numbers only
 //     reward_accuracy_tolerance: 0.05  # held-out reward accuracy within 0.5 +- this
-//     patience: 0                      # iterations without a better exact match (0 = off)
+//     patience: 0                      # iterations without a better `metric` (0 = off)
+//     metric: heldout_exact_match      # or heldout_nll
 //   control:                           # optional: continued SFT with the same steps
 //     enabled: false
+//   keep_checkpoints: false            # keep each iteration's epoch checkpoints
+//
+// The task names and files, data_dir and every task's data files are checked (rows parsed,
+// few-shot pools drawn) when the recipe is read, before any work starts.
 #pragma once
 #include <optional>
 #include <string>
@@ -89,7 +101,8 @@ struct DataSettings {
   int64_t max_test_samples = 0;
 };
 
-struct GenerationSettings {
+// (Not named GenerationSettings: eval/task_config.h has a type of that name.)
+struct SamplingSettings {
   int64_t max_new_tokens = 256;
   double temperature = 1.0;
   double top_p = 1.0;
@@ -102,17 +115,38 @@ struct GenerationSettings {
 struct EvaluationSettings {
   bool heldout_reward_accuracy = true;
   bool heldout_nll = true;
-  bool exact_match = true;
+  bool exact_match = true;           // greedy "#### N" exact match on data.test (reported)
+  bool heldout_exact_match = false;  // the same on data.heldout (validation: for choices)
   int64_t max_new_tokens = 64;
+  // lm-evaluation-harness tasks (src/eval, docs/eval.md) run on every evaluated model.
+  std::vector<std::string> tasks;       // built-in task names (arc_challenge, gsm8k, ...)
+  std::vector<std::string> task_files;  // task YAML files
+  std::string data_dir;                 // DATA_DIR/<task>.jsonl (+ .fewshot.jsonl)
+  int64_t num_fewshot = -1;             // -1: each task's own count
+  int64_t limit = 0;                    // 0: every document
+  int64_t batch_size = 16;
+
+  bool has_tasks() const { return !tasks.empty() || !task_files.empty(); }
 };
 
+// The stop rule reads only validation measurements (data.heldout), never data.test.
 struct StopSettings {
   std::optional<double> reward_accuracy_tolerance;  // unset: never stop on it
   int64_t patience = 0;                             // 0: off
+  // What patience watches: heldout_exact_match (higher is better) | heldout_nll (lower).
+  std::string metric;  // empty until parsed: the first of the two that is evaluated
 };
 
 struct ControlSettings {
   bool enabled = false;
+};
+
+// What happens to the trainer's checkpoints once an iteration's training step is done.
+struct CheckpointSettings {
+  // false (default): the weights and optimizer state of every epoch-*/checkpoint-* folder
+  // are deleted (about 3x the model size each); the last checkpoint's trainer_state.json is
+  // kept, so `spinlm train --resume` on the folder reports the training as finished.
+  bool keep = false;
 };
 
 struct Recipe {
@@ -121,11 +155,12 @@ struct Recipe {
   std::string output_dir;
   uint64_t seed = 42;
   DataSettings data;
-  GenerationSettings generation;
+  SamplingSettings generation;
   EvaluationSettings evaluation;
   std::vector<TrainSettings> iterations;  // defaults merged: one entry per iteration
   StopSettings stop;
   ControlSettings control;
+  CheckpointSettings checkpoints;
 };
 
 // Parses and validates YAML text; source names it in errors. Relative paths in the recipe

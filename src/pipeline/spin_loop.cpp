@@ -9,7 +9,11 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "data/arith_task.h"
+#include "eval/builtin_tasks.h"
+#include "eval/evaluator.h"
 #include "eval/heldout.h"
+#include "eval/results.h"
+#include "eval/task_yaml.h"
 #include "generate/generate_file.h"
 #include "io/jsonl.h"
 #include "model/hf_model.h"
@@ -57,38 +61,75 @@ std::vector<std::optional<int64_t>> test_answers(const std::string& path) {
   return answers;
 }
 
-// Greedy exact match of "#### N" on the test set; the generations stay in generations_path.
+// Greedy exact match of "#### N" on a split (data.test -> "exact_match", data.heldout ->
+// "heldout_exact_match"); the generations stay in generations_path.
 nlohmann::json exact_match(const Transformer& model, const TextCodec& codec, const std::string& model_dir,
-                           const Recipe& recipe, const std::string& generations_path, bool progress) {
+                           const Recipe& recipe, const std::string& split_path, int64_t max_samples,
+                           const std::string& key, const std::string& generations_path, bool progress) {
   GenerateOptions g;
   g.model_dir = model_dir;
-  g.input_path = recipe.data.test;
+  g.input_path = split_path;
   g.output_path = generations_path;
   g.max_new_tokens = recipe.evaluation.max_new_tokens;
   g.sampling.greedy = true;
   g.seed = recipe.seed;
   g.batch_size = recipe.generation.batch_size;
   g.prompt_format = recipe.generation.prompt_format;
-  g.limit = limit_of(recipe.data.max_test_samples);
+  g.limit = limit_of(max_samples);
   g.show_progress = progress;
   generate_file(model, codec, g);
-  const std::vector<std::optional<int64_t>> answers = test_answers(recipe.data.test);
+  const std::vector<std::optional<int64_t>> answers = test_answers(split_path);
   int64_t correct = 0, total = 0;
   for (const JsonlRow& row : read_jsonl(generations_path)) {
     const int64_t index = row.value.at("index").get<int64_t>();
     check(index >= 0 && index < int64_t(answers.size()), generations_path, ":", row.line, ": index out of range");
     const std::optional<int64_t>& answer = answers[size_t(index)];
-    check(answer.has_value(), recipe.data.test, ": row ", index + 1,
+    check(answer.has_value(), split_path, ": row ", index + 1,
           " has no final answer (an \"answer\" field or \"#### N\" in the assistant message)");
     const json& generated = row.value.at("generated");
     const std::string text = generated.back().at("content").get<std::string>();
     correct += arith_answer_correct(text, *answer);
     ++total;
   }
-  check(total > 0, recipe.data.test, ": no test rows");
+  check(total > 0, split_path, ": no rows to evaluate");
   const double p = double(correct) / double(total);
-  return {{"exact_match", p}, {"exact_match_stderr", std::sqrt(p * (1 - p) / double(std::max<int64_t>(1, total - 1)))},
-          {"exact_match_n", total}};
+  return {{key, p}, {key + "_stderr", std::sqrt(p * (1 - p) / double(std::max<int64_t>(1, total - 1)))},
+          {key + "_n", total}};
+}
+
+// The recipe's lm-evaluation-harness tasks on a model in memory: "<task>/<metric>" (and
+// "<task>/<metric>_stderr" where defined) for the tables, and the harness-shaped results
+// (subsets such as mmlu_<subject> included) under "lm_eval".
+nlohmann::json task_metrics(const Transformer& model, const TextCodec& codec, const std::string& model_dir,
+                            const EvaluationSettings& ev, bool progress) {
+  std::vector<TaskDefinition> tasks;
+  for (const std::string& name : ev.tasks) tasks.push_back(builtin_task(name));
+  for (const std::string& file : ev.task_files) tasks.push_back(load_task_yaml(file));
+  EvalOptions options;
+  options.data_dir = ev.data_dir;
+  options.num_fewshot = int(ev.num_fewshot);
+  options.limit = limit_of(ev.limit);
+  options.batch_size = ev.batch_size;
+  options.eos_ids = eos_token_ids(model_dir, model.config(), codec);
+  options.show_progress = progress;
+  std::vector<TaskResult> results;
+  nlohmann::json eval = nlohmann::json::object();
+  for (const TaskDefinition& task : tasks) {
+    results.push_back(evaluate_task(model, codec, task, options));
+    for (const auto& [metric, summary] : results.back().metrics) {
+      const std::string key = task.config.name + "/" + metric;
+      eval[key] = summary.value;
+      if (std::isfinite(summary.stderr_value)) eval[key + "_stderr"] = summary.stderr_value;
+    }
+  }
+  const nlohmann::json harness = results_to_json(
+      results, {{"model", "spinlm"}, {"model_args", "pretrained=" + model_dir}, {"batch_size", ev.batch_size},
+                {"num_fewshot", ev.num_fewshot < 0 ? nlohmann::json() : nlohmann::json(ev.num_fewshot)},
+                {"limit", ev.limit > 0 ? nlohmann::json(ev.limit) : nlohmann::json()}, {"data_dir", ev.data_dir}});
+  eval["lm_eval"] = {{"results", harness.at("results")}, {"n-shot", harness.value("n-shot", nlohmann::json())},
+                     {"n-samples", harness.value("n-samples", nlohmann::json())},
+                     {"versions", harness.value("versions", nlohmann::json())}};
+  return eval;
 }
 
 nlohmann::json heldout_nll(const Transformer& model, const ModelText& text, const Recipe& recipe) {
@@ -101,17 +142,26 @@ nlohmann::json heldout_nll(const Transformer& model, const ModelText& text, cons
   return {{"heldout_nll", r.nll_per_token}, {"heldout_perplexity", r.perplexity}};
 }
 
-// exact match and held-out NLL of one model folder (what SFT and control rows report).
+// What every evaluated model (SFT, iterations, control) reports: exact match on data.test,
+// and on data.heldout, held-out NLL, and the recipe's lm-eval tasks. generations_prefix +
+// "test_generations.jsonl" / "heldout_generations.jsonl" keep the greedy answers.
 nlohmann::json evaluate_model(const std::string& model_dir, const Recipe& recipe,
-                              const std::string& generations_path, bool progress) {
+                              const std::string& generations_prefix, bool progress) {
   nlohmann::json eval = nlohmann::json::object();
-  if (!recipe.evaluation.exact_match && !recipe.evaluation.heldout_nll) return eval;
+  const EvaluationSettings& ev = recipe.evaluation;
+  if (!ev.exact_match && !ev.heldout_exact_match && !ev.heldout_nll && !ev.has_tasks()) return eval;
   const Transformer model = load_model(model_dir);
   const ModelText text = load_model_text(model_dir);
   check(text.codec != nullptr, model_dir, ": no tokenizer.json; evaluation needs the model's tokenizer");
-  if (recipe.evaluation.exact_match)
-    eval.update(exact_match(model, *text.codec, model_dir, recipe, generations_path, progress));
-  if (recipe.evaluation.heldout_nll) eval.update(heldout_nll(model, text, recipe));
+  if (ev.exact_match)
+    eval.update(exact_match(model, *text.codec, model_dir, recipe, recipe.data.test, recipe.data.max_test_samples,
+                            "exact_match", generations_prefix + "test_generations.jsonl", progress));
+  if (ev.heldout_exact_match)
+    eval.update(exact_match(model, *text.codec, model_dir, recipe, recipe.data.heldout,
+                            recipe.data.max_heldout_samples, "heldout_exact_match",
+                            generations_prefix + "heldout_generations.jsonl", progress));
+  if (ev.heldout_nll) eval.update(heldout_nll(model, text, recipe));
+  if (ev.has_tasks()) eval.update(task_metrics(model, *text.codec, model_dir, ev, progress));
   return eval;
 }
 
@@ -163,6 +213,12 @@ nlohmann::json sample_quality(const std::string& train_path, const std::string& 
           {"samples_equal_real", double(same) / double(total)}, {"samples", total}};
 }
 
+// An evaluation for run.log: the numbers, without the harness-shaped task results.
+std::string loggable(nlohmann::json eval) {
+  eval.erase("lm_eval");
+  return eval.dump();
+}
+
 GenerateOptions generation_options(const Recipe& recipe, const std::string& model_dir, const std::string& input,
                                    const std::string& output, uint64_t seed, int64_t limit, bool progress) {
   GenerateOptions g;
@@ -209,16 +265,38 @@ void copy_metrics(const std::string& model_dir, const std::string& metrics_path)
   if (file_exists(metrics)) write_file_atomic(metrics_path, read_file(metrics));
 }
 
-// After a training step is recorded as done: its intermediate checkpoints (weights and
-// optimizer state per epoch) are removed, since the run keeps only final models. Only after
-// the step is recorded, because an unfinished step resumes from them; idempotent, so a kill
-// in between is repaired by the resumed run.
+// After a training step is recorded as done: the weights and optimizer state of its
+// checkpoints (epoch-*/, checkpoint-*/: about 3x the model size each) are removed, since the
+// run keeps only final models. The newest checkpoint's trainer_state.json stays, because
+// OUT/trainer_state.json ({"latest": ..., "finished": true}) points at it: `spinlm train
+// --resume` on the folder then says the training already finished instead of failing on a
+// missing checkpoint. Only after the step is recorded, because an unfinished step resumes
+// from the checkpoints; idempotent, so a kill in between is repaired by the resumed run.
 void remove_checkpoints(const std::string& model_dir) {
   if (!fs::is_directory(model_dir)) return;
+  std::string latest;
+  const std::string pointer = model_dir + "/trainer_state.json";
+  if (file_exists(pointer)) {
+    try {
+      latest = nlohmann::json::parse(read_file(pointer)).value("latest", "");
+    } catch (const nlohmann::json::exception&) {
+      latest.clear();
+    }
+  }
   for (const auto& entry : fs::directory_iterator(model_dir)) {
     const std::string name = entry.path().filename().string();
-    if (entry.is_directory() && (name.rfind("epoch-", 0) == 0 || name.rfind("checkpoint-", 0) == 0))
+    // ".tmp-<folder>": a checkpoint a kill interrupted while it was being written.
+    const bool partial = name.rfind(".tmp-", 0) == 0;
+    if (!entry.is_directory() || (!partial && name.rfind("epoch-", 0) != 0 && name.rfind("checkpoint-", 0) != 0))
+      continue;
+    if (name != latest) {
       fs::remove_all(entry.path());
+      continue;
+    }
+    std::vector<fs::path> heavy;
+    for (const auto& file : fs::directory_iterator(entry.path()))
+      if (file.path().filename() != "trainer_state.json") heavy.push_back(file.path());
+    for (const fs::path& path : heavy) fs::remove_all(path);
   }
 }
 
@@ -250,8 +328,8 @@ class SpinRun {
     if (options_.resume) remove_stale_temporaries(options_.run_dir);
     state_.log(options_.resume ? "resuming run in " + options_.run_dir : "starting run in " + options_.run_dir);
     step("sft_eval", [&] {
-      write_json(dir("sft_eval.json"), evaluate_model(recipe_.model_name_or_path, recipe_,
-                                                      dir("sft_test_generations.jsonl"), options_.show_progress));
+      write_json(dir("sft_eval.json"), evaluate_model(recipe_.model_name_or_path, recipe_, dir("sft_"),
+                                                      options_.show_progress));
     });
     std::string model = recipe_.model_name_or_path, control_model = model;
     const int64_t T = int64_t(recipe_.iterations.size());
@@ -323,14 +401,13 @@ class SpinRun {
       train_spin(o);
       copy_metrics(it + "/model", it + "/metrics.jsonl");
     });
-    remove_checkpoints(it + "/model");
+    if (!recipe_.checkpoints.keep) remove_checkpoints(it + "/model");
     step(name + "/eval", [&] {
-      nlohmann::json eval = evaluate_model(it + "/model", recipe_, it + "/test_generations.jsonl",
-                                           options_.show_progress);
+      nlohmann::json eval = evaluate_model(it + "/model", recipe_, it + "/", options_.show_progress);
       if (recipe_.evaluation.heldout_reward_accuracy)
         eval.update(heldout_rewards(model, it + "/model", it + "/heldout_pairs.jsonl", s));
       write_json(it + "/eval.json", eval);
-      state_.log(name + " eval: " + eval.dump());
+      state_.log(name + " eval: " + loggable(eval));
     });
   }
 
@@ -358,12 +435,12 @@ class SpinRun {
       train_sft(o);
       copy_metrics(it + "/model", it + "/metrics.jsonl");
     });
-    remove_checkpoints(it + "/model");
+    if (!recipe_.checkpoints.keep) remove_checkpoints(it + "/model");
     step(name + "/eval", [&] {
       const nlohmann::json eval =
-          evaluate_model(it + "/model", recipe_, it + "/test_generations.jsonl", options_.show_progress);
+          evaluate_model(it + "/model", recipe_, it + "/", options_.show_progress);
       write_json(it + "/eval.json", eval);
-      state_.log(name + " eval: " + eval.dump());
+      state_.log(name + " eval: " + loggable(eval));
     });
   }
 
@@ -379,20 +456,27 @@ class SpinRun {
                std::to_string(t);
     }
     if (recipe_.stop.patience > 0) {
-      // Iterations since the best exact match (the SFT model counts as iteration -1).
-      double best = read_json(dir("sft_eval.json")).value("exact_match", -1.0);
+      // Iterations since the best validation value (the SFT model counts as iteration -1).
+      // Only data.heldout measurements are read here: data.test never steers the run.
+      const std::string& metric = recipe_.stop.metric;
+      const double sign = metric == "heldout_nll" ? -1.0 : 1.0;  // higher is better after this
+      const auto value = [&](const std::string& path) {
+        const nlohmann::json eval = read_json(path);
+        return eval.contains(metric) && eval[metric].is_number() ? sign * eval[metric].get<double>() : -INFINITY;
+      };
+      double best = value(dir("sft_eval.json"));
       int64_t since_best = 0;
       for (int64_t i = 0; i <= t; ++i) {
-        const double em = read_json(dir(iter_name(i) + "/eval.json")).value("exact_match", -1.0);
-        if (em > best) {
-          best = em;
+        const double v = value(dir(iter_name(i) + "/eval.json"));
+        if (v > best) {
+          best = v;
           since_best = 0;
         } else {
           ++since_best;
         }
       }
       if (since_best >= recipe_.stop.patience)
-        return "exact match has not improved for " + std::to_string(since_best) + " iterations";
+        return metric + " (validation) has not improved for " + std::to_string(since_best) + " iterations";
     }
     return "";
   }
@@ -423,34 +507,84 @@ RunSummary read_run_summary(const std::string& run_dir) {
   }
   for (int64_t t = 0; fs::exists(run_dir + "/control/" + iter_name(t)); ++t)
     add(summary.control, "control " + std::to_string(t), run_dir + "/control/" + iter_name(t) + "/eval.json");
+  select_on_validation(summary);
   return summary;
 }
 
+void select_on_validation(RunSummary& summary) {
+  summary.selected.clear();
+  summary.selected_by.clear();
+  for (const char* metric : {"heldout_exact_match", "heldout_nll"}) {
+    const double sign = std::string(metric) == "heldout_nll" ? -1.0 : 1.0;
+    double best = -INFINITY;
+    for (const EvaluatedModel& m : summary.spin) {
+      if (!m.eval.contains(metric) || !m.eval[metric].is_number()) continue;
+      const double v = sign * m.eval[metric].get<double>();
+      if (v > best) best = v, summary.selected = m.label;
+    }
+    if (!summary.selected.empty()) {
+      summary.selected_by = metric;
+      return;
+    }
+  }
+}
+
 std::string format_summary_table(const RunSummary& summary) {
-  // Exact match in percent, the others as they are.
-  const auto cell = [](const nlohmann::json& eval, const char* key, const char* format) -> std::string {
+  struct Column {
+    std::string key, title;
+  };
+  std::vector<Column> columns = {{"exact_match", "test EM"},
+                                 {"heldout_exact_match", "valid EM"},
+                                 {"heldout_reward_accuracy", "reward acc"},
+                                 {"heldout_nll", "valid NLL"}};
+  std::vector<const EvaluatedModel*> rows;
+  for (size_t i = 0; i < summary.spin.size(); ++i) {
+    rows.push_back(&summary.spin[i]);
+    // Control t sits below SPIN iter t (row i = t + 1, since row 0 is SFT).
+    if (i >= 1 && i - 1 < summary.control.size()) rows.push_back(&summary.control[i - 1]);
+  }
+  for (size_t t = summary.spin.empty() ? 0 : summary.spin.size() - 1; t < summary.control.size(); ++t)
+    rows.push_back(&summary.control[t]);
+  // lm-eval columns: "<task>/<metric>" keys in first-seen order.
+  for (const EvaluatedModel* m : rows)
+    for (const auto& [key, value] : m->eval.items()) {
+      const bool is_stderr = key.size() > 7 && key.compare(key.size() - 7, 7, "_stderr") == 0;
+      if (key.find('/') == std::string::npos || is_stderr || !value.is_number()) continue;
+      bool seen = false;
+      for (const Column& c : columns) seen = seen || c.key == key;
+      if (!seen) columns.push_back({key, key});
+    }
+  std::vector<Column> shown;  // only columns some model has
+  for (const Column& c : columns)
+    for (const EvaluatedModel* m : rows)
+      if (m->eval.contains(c.key) && m->eval[c.key].is_number()) {
+        shown.push_back(c);
+        break;
+      }
+  // Exact matches in percent, the others as they are.
+  const auto cell = [](const nlohmann::json& eval, const std::string& key) -> std::string {
     if (!eval.contains(key) || !eval[key].is_number()) return "-";
-    const double scale = std::string(key) == "exact_match" ? 100.0 : 1.0;
+    const bool percent = key == "exact_match" || key == "heldout_exact_match";
     char buffer[32];
-    std::snprintf(buffer, sizeof buffer, format, eval[key].get<double>() * scale);
+    std::snprintf(buffer, sizeof buffer, percent ? "%.1f%%" : "%.4f", eval[key].get<double>() * (percent ? 100 : 1));
     return buffer;
   };
-  std::string out;
-  char line[256];
-  std::snprintf(line, sizeof line, "%-12s %12s %14s %12s   %-12s %12s %12s\n", "model", "exact match",
-                "reward acc", "heldout NLL", "control", "exact match", "heldout NLL");
-  out += line;
-  for (size_t i = 0; i < summary.spin.size(); ++i) {
-    const EvaluatedModel& m = summary.spin[i];
-    // Control t sits beside SPIN iter t (row i = t + 1, since row 0 is SFT).
-    const EvaluatedModel* c = i >= 1 && i - 1 < summary.control.size() ? &summary.control[i - 1] : nullptr;
-    std::snprintf(line, sizeof line, "%-12s %12s %14s %12s   %-12s %12s %12s\n", m.label.c_str(),
-                  cell(m.eval, "exact_match", "%5.1f%%").c_str(), cell(m.eval, "heldout_reward_accuracy", "%.3f").c_str(),
-                  cell(m.eval, "heldout_nll", "%.4f").c_str(), c ? c->label.c_str() : "",
-                  c ? cell(c->eval, "exact_match", "%5.1f%%").c_str() : "",
-                  c ? cell(c->eval, "heldout_nll", "%.4f").c_str() : "");
-    out += line;
+  const auto pad = [](const std::string& text, size_t width, bool left) {
+    const std::string fill(text.size() < width ? width - text.size() : 0, ' ');
+    return left ? text + fill : fill + text;
+  };
+  std::string out = pad("model", 12, true);
+  for (const Column& c : shown) out += "  " + pad(c.title, std::max<size_t>(c.title.size(), 10), false);
+  out += "\n";
+  for (const EvaluatedModel* m : rows) {
+    const std::string mark = !summary.selected.empty() && m->label == summary.selected ? " *" : "";
+    out += pad(m->label + mark, 12, true);
+    for (const Column& c : shown) out += "  " + pad(cell(m->eval, c.key), std::max<size_t>(c.title.size(), 10), false);
+    out += "\n";
   }
+  out += "test EM: greedy exact match on data.test (the reported number); valid: data.heldout\n";
+  if (!summary.selected.empty())
+    out += "* selected on the validation split by " + summary.selected_by + " (data.test played no part)\n";
   return out;
 }
 

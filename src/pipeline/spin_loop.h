@@ -45,6 +45,11 @@ struct RunSummary {
   std::vector<EvaluatedModel> spin;     // SFT, iter 0, iter 1, ...
   std::vector<EvaluatedModel> control;  // control 0, 1, ... (empty without control)
   std::string final_model;              // the last p_{T+1}
+  // The model a user would pick, chosen on validation numbers only (data.heldout, never
+  // data.test): the highest heldout_exact_match, else the lowest heldout_nll, among SFT and
+  // the SPIN iterations, the earliest on ties. Empty when neither was measured.
+  std::string selected;     // its label ("iter 1")
+  std::string selected_by;  // the validation metric that chose it
 };
 
 // Runs (or resumes) the recipe in options.run_dir.
@@ -53,8 +58,12 @@ RunSummary run_spin(const Recipe& recipe, const RunOptions& options);
 // The evaluated models of a run folder, from its eval files.
 RunSummary read_run_summary(const std::string& run_dir);
 
-// A plain-text table: one row per model (SPIN rows, then control rows side by side when
-// present), columns exact_match, heldout_reward_accuracy, heldout_nll.
+// Picks summary.selected from the evaluations (see RunSummary).
+void select_on_validation(RunSummary& summary);
+
+// A plain-text table: one row per model (SFT, iter 0, control 0, iter 1, control 1, ...),
+// a column per measurement present (exact match on test, exact match on validation, reward
+// accuracy, held-out NLL, then each lm-eval "<task>/<metric>"); the selected model is marked.
 std::string format_summary_table(const RunSummary& summary);
 
 }  // namespace spinlm
