@@ -6,10 +6,12 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "io/jsonl.h"
+#include "pipeline/spin_loop.h"
 
 namespace spinlm {
 namespace {
@@ -61,36 +63,70 @@ std::vector<nlohmann::json> training_rows(const std::string& path) {
   return rows;
 }
 
+int64_t count_control_iterations(const std::string& dir) {
+  int64_t t = 0;
+  while (exists(dir + "/control/iter_" + std::to_string(t))) ++t;
+  return t;
+}
+
+// One chart's series per iteration: rows' key against the global step (each iteration's
+// steps continue after the previous one's last step). color(t) gives iteration t's colour.
+std::vector<ChartSeries> step_series(const std::vector<std::vector<nlohmann::json>>& iterations,
+                                     const std::string& key, const std::string& label,
+                                     const std::function<std::string(int64_t)>& color, bool dashed) {
+  std::vector<ChartSeries> series;
+  double offset = 0;  // global step where the iteration starts
+  for (size_t t = 0; t < iterations.size(); ++t) {
+    const std::vector<nlohmann::json>& rows = iterations[t];
+    ChartSeries s{label + " " + std::to_string(t), color(int64_t(t)), {}, dashed};
+    double last_step = 0;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const nlohmann::json& row = rows[i];
+      const double step = row.contains("step") && row["step"].is_number() ? row["step"].get<double>() : double(i + 1);
+      last_step = std::max(last_step, step);
+      if (row.contains(key) && row[key].is_number()) s.points.push_back({offset + step, row[key].get<double>()});
+    }
+    series.push_back(std::move(s));
+    offset += last_step;
+  }
+  return series;
+}
+
+bool any_points(const std::vector<ChartSeries>& series) {
+  for (const ChartSeries& s : series)
+    if (!s.points.empty()) return true;
+  return false;
+}
+
 std::string curves_section(const std::string& dir, int64_t iterations) {
   const std::vector<std::string> keys = {"loss", "rewards/real", "rewards/generated",
                                          "rewards/accuracies", "rewards/margins"};
-  std::vector<std::vector<ChartSeries>> charts(keys.size());
-  double offset = 0;  // global step where the iteration starts
+  std::vector<std::vector<nlohmann::json>> spin, control;
+  for (int64_t t = 0; t < iterations; ++t)
+    spin.push_back(training_rows(dir + "/iter_" + std::to_string(t) + "/metrics.jsonl"));
+  for (int64_t t = 0, n = count_control_iterations(dir); t < n; ++t)
+    control.push_back(training_rows(dir + "/control/iter_" + std::to_string(t) + "/metrics.jsonl"));
+  std::vector<std::vector<ChartSeries>> charts;
   bool any = false;
-  for (int64_t t = 0; t < iterations; ++t) {
-    const std::vector<nlohmann::json> rows =
-        training_rows(dir + "/iter_" + std::to_string(t) + "/metrics.jsonl");
-    double last_step = 0;
-    for (size_t k = 0; k < keys.size(); ++k) {
-      ChartSeries series{"iter " + std::to_string(t), kPalette[t % 8], {}};
-      for (size_t i = 0; i < rows.size(); ++i) {
-        const nlohmann::json& row = rows[i];
-        if (!row.contains(keys[k]) || !row[keys[k]].is_number()) continue;
-        const double step = row.contains("step") && row["step"].is_number() ? row["step"].get<double>()
-                                                                            : double(i + 1);
-        last_step = std::max(last_step, step);
-        series.points.push_back({offset + step, row[keys[k]].get<double>()});
-      }
-      any = any || !series.points.empty();
-      charts[k].push_back(std::move(series));
-    }
-    offset += last_step;
+  for (const std::string& key : keys) {
+    charts.push_back(step_series(spin, key, "iter", [](int64_t t) { return kPalette[t % 8]; }, false));
+    any = any || any_points(charts.back());
   }
+  // The control trains with the SFT loss (NLL per token), a different quantity from the
+  // SPIN loss, so it gets its own chart in its own colour, dashed.
+  const std::vector<ChartSeries> control_loss =
+      step_series(control, "loss", "control", [](int64_t) { return std::string(kControlColor); }, true);
+  const bool any_control = any_points(control_loss);
   std::string html = "<h2>Training curves</h2>\n";
-  if (!any) return html + "<p class=\"note\">No training metrics yet.</p>\n";
+  if (!any && !any_control) return html + "<p class=\"note\">No training metrics yet.</p>\n";
   html += "<p class=\"note\">Per logging step, against the global step; one colour per iteration. "
-          "rewards = beta * (log p_theta - log p_t), summed over response tokens.</p>\n<div class=\"charts\">\n";
-  for (size_t k = 0; k < keys.size(); ++k) html += svg_line_chart(keys[k], charts[k]) + "\n";
+          "rewards = beta * (log p_theta - log p_t), summed over response tokens.";
+  if (any_control)
+    html += " The continued-SFT control (dashed) is trained on the SFT loss, the NLL per answer token.";
+  html += "</p>\n<div class=\"charts\">\n";
+  for (size_t k = 0; k < keys.size(); ++k)
+    if (any) html += svg_line_chart(keys[k], charts[k]) + "\n";
+  if (any_control) html += svg_line_chart("control: SFT loss", control_loss) + "\n";
   return html + "</div>\n";
 }
 
@@ -98,34 +134,76 @@ std::string curves_section(const std::string& dir, int64_t iterations) {
 struct EvalRow {
   std::string label;
   nlohmann::json values;
+  bool control = false;
+  int64_t x = 0;  // 0 for SFT, t + 1 for iteration t
 };
+
+bool is_stderr_key(const std::string& key) {
+  return key.size() > 7 && key.compare(key.size() - 7, 7, "_stderr") == 0;
+}
+
+// The numbers worth a column: measurements, not their standard errors or sample counts.
+bool is_metric_key(const std::string& key, const nlohmann::json& value) {
+  const bool is_count = key.size() > 2 && key.compare(key.size() - 2, 2, "_n") == 0;
+  return value.is_number() && !is_stderr_key(key) && !is_count;
+}
+
+// What a measurement is and which split it comes from.
+std::string metric_note(const std::string& key) {
+  if (key == "exact_match") return "greedy exact match, test split (reported)";
+  if (key == "heldout_exact_match") return "greedy exact match, validation split";
+  if (key == "heldout_nll") return "NLL per answer token, validation split (lower is better)";
+  if (key == "heldout_perplexity") return "perplexity, validation split";
+  if (key.rfind("heldout_", 0) == 0) return "validation split, p_{t+1} against p_t";
+  if (key.find('/') != std::string::npos) return "lm-evaluation-harness task";
+  return "";
+}
 
 std::string evaluation_section(const std::string& dir, int64_t iterations) {
   std::vector<EvalRow> rows;
-  if (exists(dir + "/sft_eval.json")) rows.push_back({"SFT (p_0)", read_json_file(dir + "/sft_eval.json")});
+  RunSummary summary;  // for the model selected on validation
+  if (exists(dir + "/sft_eval.json")) {
+    rows.push_back({"SFT (p_0)", read_json_file(dir + "/sft_eval.json"), false, 0});
+    summary.spin.push_back({"SFT", rows.back().values});
+  }
   for (int64_t t = 0; t < iterations; ++t) {
     const std::string path = dir + "/iter_" + std::to_string(t) + "/eval.json";
-    if (exists(path)) rows.push_back({"SPIN iter " + std::to_string(t), read_json_file(path)});
+    if (!exists(path)) continue;
+    rows.push_back({"SPIN iter " + std::to_string(t), read_json_file(path), false, t + 1});
+    summary.spin.push_back({"iter " + std::to_string(t), rows.back().values});
   }
-  for (int64_t t = 0; exists(dir + "/control/iter_" + std::to_string(t)); ++t) {
+  for (int64_t t = 0, n = count_control_iterations(dir); t < n; ++t) {
     const std::string path = dir + "/control/iter_" + std::to_string(t) + "/eval.json";
-    if (exists(path)) rows.push_back({"control (SFT) " + std::to_string(t), read_json_file(path)});
+    if (exists(path)) rows.push_back({"control (SFT) " + std::to_string(t), read_json_file(path), true, t + 1});
   }
+  select_on_validation(summary);
   std::string html = "<h2>Evaluation</h2>\n";
   if (rows.empty()) return html + "<p class=\"note\">No evaluation yet.</p>\n";
-  // Columns: every numeric key, in first-seen order; *_stderr shown as +- next to its metric.
+  // Columns: every measurement, in first-seen order; *_stderr shown as +- next to its metric.
   std::vector<std::string> columns;
   for (const EvalRow& row : rows)
     for (const auto& [key, value] : row.values.items())
-      if (value.is_number() &&
-          !(key.size() > 7 && key.compare(key.size() - 7, 7, "_stderr") == 0) &&
-          std::find(columns.begin(), columns.end(), key) == columns.end())
+      if (is_metric_key(key, value) && std::find(columns.begin(), columns.end(), key) == columns.end())
         columns.push_back(key);
-  html += "<table class=\"eval\">\n<tr><th>model</th>";
-  for (const std::string& c : columns) html += "<th>" + html_escape(c) + "</th>";
+  // The reported number first, then the validation measurements, then lm-eval tasks.
+  const auto rank = [](const std::string& key) {
+    const std::vector<std::string> order = {"exact_match", "heldout_exact_match", "heldout_reward_accuracy",
+                                            "heldout_nll"};
+    const auto it = std::find(order.begin(), order.end(), key);
+    if (it != order.end()) return int(it - order.begin());
+    return key.find('/') == std::string::npos ? 10 : 20;
+  };
+  std::stable_sort(columns.begin(), columns.end(),
+                   [&](const std::string& a, const std::string& b) { return rank(a) < rank(b); });
+  html += "<div class=\"wide\"><table class=\"eval\">\n<tr><th>model</th>";
+  for (const std::string& c : columns)
+    html += "<th title=\"" + html_escape(metric_note(c)) + "\">" + html_escape(c) + "</th>";
   html += "</tr>\n";
   for (const EvalRow& row : rows) {
-    html += "<tr><td>" + html_escape(row.label) + "</td>";
+    const bool selected = !row.control && !summary.selected.empty() &&
+                          (row.x == 0 ? "SFT" : "iter " + std::to_string(row.x - 1)) == summary.selected;
+    html += std::string("<tr") + (row.control ? " class=\"control\"" : "") + "><td>" + html_escape(row.label) +
+            (selected ? " &#9733;" : "") + "</td>";
     for (const std::string& c : columns) {
       const nlohmann::json& v = row.values;
       std::string cell = v.contains(c) && v[c].is_number() ? fmt(v[c].get<double>()) : "&ndash;";
@@ -135,7 +213,33 @@ std::string evaluation_section(const std::string& dir, int64_t iterations) {
     }
     html += "</tr>\n";
   }
-  return html + "</table>\n";
+  html += "</table></div>\n<p class=\"note\">exact_match is measured on the test split and only reported; "
+          "heldout_* measurements use the validation split, the only one that steers choices (stop rule, "
+          "selected model).";
+  if (!summary.selected.empty())
+    html += " &#9733; = the model selected on validation by " + html_escape(summary.selected_by) + ".";
+  html += "</p>\n";
+
+  // Each measurement against the iteration: SPIN and the control both start at SFT (x = 0).
+  std::string charts;
+  for (const std::string& c : columns) {
+    ChartSeries spin{"SPIN", kPalette[0], {}}, control{"control (SFT)", kControlColor, {}, true};
+    for (const EvalRow& row : rows) {
+      if (!row.values.contains(c) || !row.values[c].is_number()) continue;
+      const std::pair<double, double> point{double(row.x), row.values[c].get<double>()};
+      if (row.x == 0) {
+        spin.points.push_back(point);
+        control.points.push_back(point);
+      } else {
+        (row.control ? control : spin).points.push_back(point);
+      }
+    }
+    std::vector<ChartSeries> series = {spin};
+    if (control.points.size() > 1) series.push_back(control);  // more than the shared SFT point
+    charts += svg_line_chart(c, series, 400, 260, "iteration (0 = SFT, t + 1 = after iteration t)") + "\n";
+  }
+  html += "<h3>Across iterations</h3>\n<div class=\"charts\">\n" + charts + "</div>\n";
+  return html;
 }
 
 // The content of the last message with the given role (the answer of a conversation).
@@ -194,11 +298,14 @@ body{font-family:sans-serif;margin:24px;color:#222;background:#fff;max-width:120
 h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ccc}
 .note{color:#666;font-size:13px}.charts{display:flex;flex-wrap:wrap;gap:12px}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}
-th{background:#f2f2f2}.se{color:#888;font-size:11px}
+th{background:#f2f2f2}.se{color:#888;font-size:11px}tr.control td{background:#fbf6ea}
+.wide{overflow-x:auto}table.eval td:first-child{white-space:nowrap}
 table.pairs td{max-width:360px}pre{white-space:pre-wrap;margin:0;font-size:12px}
 </style>)";
 
 }  // namespace
+
+const char* const kControlColor = "#b8860b";
 
 std::string html_escape(const std::string& text) {
   std::string out;
@@ -217,7 +324,7 @@ std::string html_escape(const std::string& text) {
 }
 
 std::string svg_line_chart(const std::string& title, const std::vector<ChartSeries>& series,
-                           int width, int height) {
+                           int width, int height, const std::string& x_label) {
   const double left = 60, right = 12, top = 28, bottom = 40;
   const double plot_w = width - left - right, plot_h = height - top - bottom;
   double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
@@ -263,7 +370,7 @@ std::string svg_line_chart(const std::string& title, const std::vector<ChartSeri
   svg += "<rect x=\"" + fmt(left) + "\" y=\"" + fmt(top) + "\" width=\"" + fmt(plot_w) + "\" height=\"" +
          fmt(plot_h) + "\" fill=\"none\" stroke=\"#888\"/>\n<text x=\"" + fmt(left + plot_w / 2) +
          "\" y=\"" + fmt(height - 6.0) + "\" text-anchor=\"middle\" font-size=\"11\" fill=\"#555\" "
-         "font-family=\"sans-serif\">step</text>\n";
+         "font-family=\"sans-serif\">" + html_escape(x_label) + "</text>\n";
   // Lines (a single point gets a dot), then the legend.
   double legend_x = left + 8;
   for (const ChartSeries& s : series) {
@@ -280,7 +387,8 @@ std::string svg_line_chart(const std::string& title, const std::vector<ChartSeri
       svg += "<circle cx=\"" + points.substr(0, comma) + "\" cy=\"" +
              points.substr(comma + 1, points.size() - comma - 2) + "\" r=\"3\" fill=\"" + s.color + "\"/>\n";
     } else {
-      svg += "<polyline fill=\"none\" stroke-width=\"1.5\" stroke=\"" + s.color + "\" points=\"" + points + "\"/>\n";
+      svg += "<polyline fill=\"none\" stroke-width=\"1.5\" stroke=\"" + s.color + "\"" +
+             (s.dashed ? " stroke-dasharray=\"6 3\"" : "") + " points=\"" + points + "\"/>\n";
     }
     svg += "<rect x=\"" + fmt(legend_x) + "\" y=\"" + fmt(top + 6) + "\" width=\"10\" height=\"10\" fill=\"" +
            s.color + "\"/>\n<text x=\"" + fmt(legend_x + 14) + "\" y=\"" + fmt(top + 15) +
