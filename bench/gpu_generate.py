@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""GPU check 2 (issue 9): generation throughput, spinlm against transformers' generate.
+
+The same model (TinyLlama-1.1B shape, random bf16 weights, Llama-2 tokenizer), the same
+prompts (spinlm's prompt_ids are handed to transformers), the same number of new tokens per
+row (256; transformers gets min_new_tokens = max_new_tokens, spinlm's rows may stop at EOS,
+so each side's rate counts the tokens it actually produced), batch of 64, sampling at
+temperature 1, bf16 on the GPU. Rates exclude model loading. Goal: spinlm >= 10x.
+
+--cpu-smoke: tiny model, 4 prompts, 16 tokens, CPU fp32, spinlm only (tests this script).
+"""
+import argparse
+import json
+import os
+import re
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gpu_common as common  # noqa: E402
+
+WORDS = ("the model answers every question about rivers mountains numbers stars and small "
+         "programs with care while the teacher listens and writes notes on the board").split()
+
+
+def prompts(count, seed):
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(count):
+        n = int(torch.randint(20, 90, (1,), generator=gen))
+        words = [WORDS[int(j)] for j in torch.randint(0, len(WORDS), (n,), generator=gen)]
+        out.append(f"Question {i}: " + " ".join(words) + "?")
+    return out
+
+
+def transformers_rate(model_dir, prompt_ids, max_new_tokens, batch_size):
+    import transformers
+    model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.bfloat16).to("cuda").eval()
+    tokens, seconds = 0, 0.0
+    for first in range(0, len(prompt_ids), batch_size):
+        rows = prompt_ids[first:first + batch_size]
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([[0] * (width - len(r)) + r for r in rows], device="cuda")  # left padding
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device="cuda")
+        torch.cuda.synchronize()
+        start = time.time()
+        with torch.no_grad():
+            out = model.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=1.0, top_p=1.0,
+                                 top_k=0, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens,
+                                 pad_token_id=0)
+        torch.cuda.synchronize()
+        seconds += time.time() - start
+        tokens += (out.shape[1] - width) * len(rows)
+    return tokens, seconds, transformers.__version__
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--spinlm", required=True)
+    ap.add_argument("--out", required=True, help="result JSON files (small: $OUT on the GPU machine)")
+    ap.add_argument("--work", default="/tmp/spinlm-gpu-check", help="models and data (large, never under --out)")
+    ap.add_argument("--cpu-smoke", action="store_true")
+    ap.add_argument("--prompts", type=int, default=64)
+    ap.add_argument("--max-new-tokens", type=int, default=256)
+    ap.add_argument("--timeout", type=float, default=240)
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    smoke = args.cpu_smoke
+    count, new_tokens = (4, 16) if smoke else (args.prompts, args.max_new_tokens)
+    device, dtype = ("cpu", "fp32") if smoke else ("cuda", "bf16")
+    work = os.path.join(args.work, "work-generate")
+    os.makedirs(work, exist_ok=True)
+    model_dir = os.path.join(work, "model")
+    shape = "tiny" if smoke else "1b"
+    common.make_model(model_dir, shape, dtype=torch.float32 if smoke else torch.bfloat16, seed=3,
+                      device="cpu" if smoke else "cuda")
+    result = {"device": "cpu" if smoke else common.gpu_name(), "shape": shape, "prompts": count,
+              "max_new_tokens": new_tokens, "batch_size": count}
+    if not os.path.exists(os.path.join(model_dir, "tokenizer.json")):
+        result["error"] = f"no tokenizer: carry {os.path.relpath(common.LLAMA2_TOKENIZER, common.REPO)}"
+        common.save_result(args.out, "generate", result)
+        return 1
+    inp, out = os.path.join(work, "prompts.jsonl"), os.path.join(work, "generated.jsonl")
+    with open(inp, "w") as f:
+        for p in prompts(count, 4):
+            f.write(json.dumps({"prompt": p, "response": "-"}) + "\n")
+    code, wall, tail = common.run_spinlm(
+        args.spinlm, ["generate", "--model", model_dir, "--input", inp, "--output", out, "--device", device,
+                      "--dtype", dtype, "--batch-size", count, "--max-new-tokens", new_tokens, "--temperature", 1.0,
+                      "--seed", 5, "--prompt-format", "spin-legacy", "--no-progress"],
+        timeout=args.timeout, log_path=os.path.join(args.out, "generate.spinlm.log"))
+    if code != 0:
+        result["spinlm"] = {"error": f"exit {code}: {tail[-500:]}", "wall_s": wall}
+        common.save_result(args.out, "generate", result)
+        return 1
+    m = re.search(r"(\d+) new tokens in ([0-9.e+-]+) s", tail)
+    rows = common.read_jsonl(out)
+    produced = sum(len(r["generated_ids"]) for r in rows)
+    seconds = float(m.group(2)) if m else wall
+    result["spinlm"] = {"new_tokens": produced, "seconds": seconds, "tokens_per_s": produced / seconds,
+                        "wall_s_with_load": wall}
+    if smoke:
+        result["transformers"] = "skipped (--cpu-smoke)"
+    else:
+        tokens, secs, version = transformers_rate(model_dir, [r["prompt_ids"] for r in rows], new_tokens, count)
+        result["transformers"] = {"version": version, "new_tokens": tokens, "seconds": secs,
+                                  "tokens_per_s": tokens / secs}
+        result["speedup"] = result["spinlm"]["tokens_per_s"] / result["transformers"]["tokens_per_s"]
+        result["goal"] = "speedup >= 10"
+        result["pass"] = result["speedup"] >= 10
+    common.save_result(args.out, "generate", result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
