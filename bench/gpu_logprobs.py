@@ -46,14 +46,14 @@ def reference_twin(model_dir, rows):
         return [ref.sequence_logprobs(ids, weights, cfg, torch.float64).double() for ids in rows]
 
 
-def spinlm_logprobs(spinlm, model_dir, rows, work, device, dtype):
+def spinlm_logprobs(spinlm, model_dir, rows, work, device, dtype, timeout):
     inp, out = os.path.join(work, "rows.jsonl"), os.path.join(work, f"score-{dtype}.jsonl")
     with open(inp, "w") as f:
         for ids in rows:
             f.write(json.dumps({"ids": ids}) + "\n")
     code, seconds, tail = common.run_spinlm(
         spinlm, ["score", "--model", model_dir, "--input", inp, "--output", out, "--device", device,
-                 "--dtype", dtype, "--batch-size", "8"], timeout=180)
+                 "--dtype", dtype, "--batch-size", "8"], timeout=timeout)
     if code != 0:
         return None, tail
     return [torch.tensor(r["logprobs"], dtype=torch.float64) for r in common.read_jsonl(out)], None
@@ -71,6 +71,7 @@ def main():
     ap.add_argument("--out", required=True, help="result JSON files (small: $OUT on the GPU machine)")
     ap.add_argument("--work", default="/tmp/spinlm-gpu-check", help="models and data (large, never under --out)")
     ap.add_argument("--cpu-smoke", action="store_true")
+    ap.add_argument("--timeout", type=float, default=120, help="seconds for both spinlm runs together")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     work = os.path.join(args.work, "work-logprobs")
@@ -90,7 +91,7 @@ def main():
               "reference": "llama_reference.py fp64" if args.cpu_smoke else "transformers fp32 eager"}
     ok = True
     for dtype, limit_key, limit in (("fp32", "max_abs_token_diff", 1e-4), ("bf16", "max_rel_sum_error", 2e-2)):
-        got, error = spinlm_logprobs(args.spinlm, model_dir, rows, work, device, dtype)
+        got, error = spinlm_logprobs(args.spinlm, model_dir, rows, work, device, dtype, args.timeout / 2)
         if got is None:
             result[dtype] = {"error": error[-500:]}
             ok = False
