@@ -90,6 +90,8 @@ check_cache_paths() {
              PKG_CONFIG_EXECUTABLE pkgcfg_lib_PCRE2_pcre2-8; do
     local value
     value=$(grep -E "^${var}:" "$cache" | head -1 | cut -d= -f2-)
+    # Without tests (SPINLM_BUILD_TESTS=OFF) gtest is not looked for.
+    [ "$var" = GTest_DIR ] && grep -q "^SPINLM_BUILD_TESTS:BOOL=OFF" "$cache" && continue
     if [[ "$value" != "$prefix"/* ]]; then
       log "  $var = ${value:-<unset>} (not inside the prefix)"
       bad=1
