@@ -349,7 +349,12 @@ std::string svg_line_chart(const std::string& title, const std::vector<ChartSeri
     const double pad = std::max(1e-6, std::abs(y0) * 0.05);
     y0 -= pad, y1 += pad;
   }
-  const double y_step = nice_step(y1 - y0, 5), x_step = nice_step(x1 - x0, 6);
+  // Integer x (steps, iterations) gets integer ticks.
+  bool integer_x = true;
+  for (const ChartSeries& s : series)
+    for (const auto& point : s.points) integer_x = integer_x && point.first == std::floor(point.first);
+  const double y_step = nice_step(y1 - y0, 5);
+  const double x_step = integer_x ? std::max(1.0, nice_step(x1 - x0, 6)) : nice_step(x1 - x0, 6);
   y0 = std::floor(y0 / y_step) * y_step, y1 = std::ceil(y1 / y_step) * y_step;
   const auto px = [&](double x) { return left + (x - x0) / (x1 - x0) * plot_w; };
   const auto py = [&](double y) { return top + (1 - (y - y0) / (y1 - y0)) * plot_h; };
