@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
       // Run from the repository root (bench/run.sh does), or set SPINLM_SOURCE_DIR.
       const char* root = std::getenv("SPINLM_SOURCE_DIR");
       std::string script = (root ? std::string(root) + "/" : std::string()) + "bench/model_step.py";
-      std::string command = "/usr/bin/python3 " + script + " --threads " +
+      std::string command = std::string(same_blas_environment()) + "/usr/bin/python3 " + script + " --threads " +
                             std::to_string(threads) + " --steps " + std::to_string(steps);
       std::FILE* pipe = popen(command.c_str(), "r");
       char line[512] = {0};

@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libtorch-dev libgloo-dev libopenblas-dev
+  libopenblas0-openmp  # shares libtorch's OpenMP threads (see CMakeLists.txt); not made the system default
   nlohmann-json3-dev libyaml-cpp-dev libpcre2-dev libutf8proc-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-torch python3-jinja2 python3-numpy

@@ -9,6 +9,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "generate/engine.h"
+#include "generate/host_sampling.h"
 #include "generate/sampler.h"
 #include "testkit.h"
 
@@ -292,6 +293,64 @@ TEST(Sampler, TinyModelNextTokenFrequencies) {
         << "T=" << options.temperature << " k=" << options.top_k << " p=" << options.top_p
         << " min_p=" << options.min_p;
   }
+}
+
+TEST(HostSampling, ExpMatchesLibmOverTheWholeRange) {
+  // Every 8-lane block and the scalar tail: 1003 values from 0 down past the underflow point.
+  std::vector<float> x(1003), out(1003);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = -0.09f * float(i) + 1.5f;  // 1.5 .. -88.7
+  x[7] = -INFINITY;
+  x[1001] = -INFINITY;
+  x[500] = std::nanf("");
+  exp_nonpositive(x.data(), out.data(), int64_t(x.size()), 1.5f);
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double expected = std::exp(double(x[i]) - 1.5);
+    if (i == 7 || i == 1001 || i == 500) {
+      EXPECT_EQ(out[i], 0.0f) << i;
+    } else if (double(x[i]) - 1.5 < -87.3) {
+      // Underflow region: 0, or (just above the floor) the right tiny normal value.
+      EXPECT_TRUE(out[i] == 0.0f || std::abs(out[i] / expected - 1.0) < 3e-7) << i << " " << out[i];
+    } else {
+      EXPECT_NEAR(out[i] / expected, 1.0, 3e-7) << "x " << x[i];
+    }
+  }
+}
+
+TEST(HostSampling, DrawsTheTokenAnFp64InverseCdfDraws) {
+  // Independent reference: softmax in fp64 with libtorch, cumulative sum, first index whose
+  // cumulative probability exceeds u. Rows span several 1024-token blocks and hold -inf.
+  at::manual_seed(11);
+  const int64_t rows = 40, vocab = 5000;
+  at::Tensor scores = at::randn({rows, vocab}) * 3;
+  scores.index_put_({at::indexing::Slice(), at::indexing::Slice(0, 1500)}, -INFINITY);
+  scores[3].fill_(-INFINITY);
+  scores[3][4999] = 0.0f;  // one finite token: always chosen
+  std::vector<double> uniforms(rows);
+  for (int64_t b = 0; b < rows; ++b) uniforms[b] = counter_uniform(5, b, 0);
+  uniforms[0] = 0.0;
+  uniforms[1] = std::nextafter(1.0, 0.0);
+  std::vector<int64_t> drawn = sample_rows_on_host(scores, uniforms);
+  at::Tensor cdf = scores.to(at::kDouble).softmax(-1).cumsum(-1);  // [rows, vocab]
+  for (int64_t b = 0; b < rows; ++b) {
+    const double u = uniforms[b];
+    at::Tensor above = (cdf[b] > u).nonzero();
+    int64_t expected = above.size(0) > 0 ? above[0][0].item<int64_t>() : vocab - 1;
+    // A different rounding order may move a boundary by ~1e-15: accept the neighbour only
+    // when u sits that close to the boundary between them.
+    if (drawn[b] != expected) {
+      double boundary = cdf[b][std::min(drawn[b], expected)].item<double>();
+      EXPECT_NEAR(boundary, u, 1e-12) << "row " << b;
+    }
+    EXPECT_GT(scores[b][drawn[b]].item<float>(), -INFINITY) << "row " << b << " drew a filtered token";
+  }
+  EXPECT_EQ(drawn[3], 4999);
+  EXPECT_EQ(drawn[0], (scores[0] > -INFINITY).nonzero()[0][0].item<int64_t>());  // u = 0: first token with mass
+}
+
+TEST(HostSampling, RowWithoutFiniteScoreIsAnError) {
+  at::Tensor scores = at::full({2, 10}, -INFINITY);
+  scores[0][3] = 1.0f;
+  EXPECT_THROW(sample_rows_on_host(scores, {0.5, 0.5}), Error);
 }
 
 }  // namespace

@@ -1,7 +1,9 @@
-// `spinlm version`: the build's versions (spinlm, libtorch) and the thread count in use.
+// `spinlm version`: the build's versions (spinlm, libtorch), the thread count in use and the
+// BLAS build libtorch runs on.
 #include <cstdio>
 
 #include "cli/command.h"
+#include "core/threads.h"
 #include "core/torch_compat.h"
 
 namespace spinlm {
@@ -9,13 +11,13 @@ namespace {
 
 CommandAction setup_version(CLI::App& app) {
   return [] {
-    std::printf("spinlm 0.1.0\nlibtorch %s\nthreads %d\n",
+    std::printf("spinlm 0.1.0\nlibtorch %s\nthreads %d\nblas %s\n",
 #ifdef TORCH_VERSION
                 TORCH_VERSION,
 #else
                 "unknown",
 #endif
-                at::get_num_threads());
+                at::get_num_threads(), blas_description());
   };
 }
 

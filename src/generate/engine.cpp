@@ -61,6 +61,7 @@ GenerationEngine::GenerationEngine(const Transformer& model, EngineOptions optio
 
 void GenerationEngine::generate(const std::vector<GenerationRequest>& requests,
                                 const std::function<void(GenerationResult&&)>& on_finished) {
+  at::NoGradGuard no_grad;  // also lets the one-row LM head take the gemv path
   const int64_t count = static_cast<int64_t>(requests.size());
   if (count == 0) return;
   std::vector<int64_t> limits(count);
