@@ -119,6 +119,20 @@ int main(int argc, char** argv) {
     std::printf("prefill 32 tokens: %.1f tokens/s\n", 32 / prefill);
     std::printf("decode 1 sequence: %.1f tokens/s (%d tokens, %.3f CPU s/token)\n", decode_tokens / decode,
                 decode_tokens, decode_cpu / decode_tokens);
+    // The ceiling of this run: decoding reads every weight once per token, so a plain
+    // streaming read of all of them (at::sum, libtorch's vectorised threaded reduction) right
+    // after bounds the rate. The host's memory bandwidth varies run to run on these shared
+    // machines (20-30 GB/s seen), so the ratio is the figure to compare.
+    double bytes = 0;
+    for (const auto& parameter : model.parameters()) bytes += double(parameter.numel()) * 4;  // tied head once
+    const int reads = 5;
+    start = std::chrono::steady_clock::now();
+    for (int i = 0; i < reads; ++i) {
+      for (const auto& parameter : model.parameters()) parameter.sum();
+    }
+    double read = seconds_since(start) / reads;
+    std::printf("streaming read of all weights: %.1f GB/s = %.1f tokens/s ceiling; decoding reached %.0f%% of it\n",
+                bytes / read / 1e9, 1 / read, 100 * (decode_tokens / decode) * read);
   }
   return 0;
 }
