@@ -5,8 +5,12 @@
 //   two-models  a frozen copy of the model computes the reference log-probs inside the step
 //               (TRL's ref_model), for the peak-memory comparison
 //   python      the same step written in Python torch (bench/train_step.py)
-// Each runs in its own child process so its peak RSS (getrusage maxrss) is its own.
-// Usage: bench_train [--steps N]   (N timed steps after one untimed step; default 1)
+// Each runs in its own child process so its peak RSS (getrusage maxrss) is its own; each step
+// also reports its CPU seconds (user + system, all threads) and the process's peak RSS so far,
+// so the first step (optimizer state not yet touched by Python) and the steady state differ.
+// Usage: bench_train [--steps N] [--only one|two|python] [--layers L] [--chunk N]
+//   N timed steps after one untimed step (default 1; 0: time the single first step);
+//   --layers: fewer decoder layers for quick probes (default 24); --chunk: LM-head chunk.
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,9 +35,16 @@ using namespace spinlm;
 
 namespace {
 
-ModelConfig qwen2_05b_shape() {
+struct BenchOptions {
+  int steps = 1;
+  int layers = 24;
+  int64_t chunk = 1024;
+  std::string only;  // empty: every variant
+};
+
+ModelConfig qwen2_05b_shape(int layers) {
   nlohmann::json c = {{"model_type", "qwen2"},          {"vocab_size", 151936},     {"hidden_size", 896},
-                      {"intermediate_size", 4864},      {"num_hidden_layers", 24},  {"num_attention_heads", 14},
+                      {"intermediate_size", 4864},      {"num_hidden_layers", layers},  {"num_attention_heads", 14},
                       {"num_key_value_heads", 2},       {"rms_norm_eps", 1e-6},     {"rope_theta", 1000000.0},
                       {"tie_word_embeddings", true},    {"max_position_embeddings", 32768},
                       {"bos_token_id", 151643},         {"eos_token_id", 151645}};
@@ -59,10 +70,24 @@ double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// Runs in a child: prints "mode seconds_per_step".
-int run_cpp(bool two_models, int steps) {
+// User + system CPU seconds of this process (all threads) and its peak RSS in GiB.
+double cpu_seconds() {
+  struct rusage u;
+  ::getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + 1e-6 * (u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+double peak_rss_gib() {
+  struct rusage u;
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / (1024.0 * 1024.0);
+}
+
+// Runs in a child: prints "mode seconds_per_step cpu_seconds_per_step".
+int run_cpp(bool two_models, const BenchOptions& bench) {
+  const int steps = bench.steps;
+  const char* name = two_models ? "two-models" : "one-model";
   setup_threads(2);
-  ModelConfig config = qwen2_05b_shape();
+  ModelConfig config = qwen2_05b_shape(bench.layers);
   Transformer model(config);
   model.init_random(1);
   std::vector<TokenPair> pairs = make_pairs();
@@ -73,19 +98,20 @@ int run_cpp(bool two_models, int steps) {
     reference_model = std::make_unique<Transformer>(config);
     reference_model->init_random(1);
   } else {
-    cached = compute_reference_logprobs(model, pairs, 2, 1024, "reference");
+    cached = compute_reference_logprobs(model, pairs, 2, bench.chunk, "reference");
   }
+  std::fprintf(stderr, "  %s before training: peak RSS %.2f GiB\n", name, peak_rss_gib());
   model.set_requires_grad(true);
   std::vector<at::Tensor> params = model.parameters();
   OptimizerOptions options;  // rmsprop
   Optimizer optimizer(params, options);
-  double total = 0;
+  double total = 0, total_cpu = 0;
   for (int s = 0; s < steps + 1; ++s) {
-    const double start = now();
+    const double start = now(), start_cpu = cpu_seconds();
     std::vector<double> rr, rg;
     if (two_models) {
       at::NoGradGuard no_grad;
-      PairScores r = score_pairs(*reference_model, ptrs);
+      PairScores r = score_pairs(*reference_model, ptrs, bench.chunk);
       rr = {r.real[0].item<double>(), r.real[1].item<double>()};
       rg = {r.generated[0].item<double>(), r.generated[1].item<double>()};
     } else {
@@ -93,17 +119,25 @@ int run_cpp(bool two_models, int steps) {
       rg = cached.generated;
     }
     optimizer.zero_grad();
-    SpinMicroOutput out = spin_micro_loss(model, ptrs, rr, rg, SpinLoss::kLogistic, 0.1, 0.0, 2.0);
+    SpinMicroOutput out = spin_micro_loss(model, ptrs, rr, rg, SpinLoss::kLogistic, 0.1, 0.0, 2.0,
+                                          bench.chunk);
+    const double rss_forward = peak_rss_gib();
     out.loss.backward();
+    const double rss_backward = peak_rss_gib();
     const double norm = global_grad_norm(params);
     clip_gradients(params, norm, 1.0);
     optimizer.step(5e-7);
-    const double seconds = now() - start;
-    std::fprintf(stderr, "  %s step %d: %.2f s (loss %.6f)\n", two_models ? "two-models" : "one-model", s, seconds,
-                 out.metrics["loss"]);
-    if (s > 0 || steps == 0) total += seconds;
+    const double seconds = now() - start, cpu = cpu_seconds() - start_cpu;
+    std::fprintf(stderr,
+                 "  %s step %d: %.2f s, %.2f CPU s (loss %.6f); peak RSS so far after forward %.2f, "
+                 "backward %.2f, optimizer %.2f GiB\n",
+                 name, s, seconds, cpu, out.metrics["loss"], rss_forward, rss_backward, peak_rss_gib());
+    if (s > 0 || steps == 0) {
+      total += seconds;
+      total_cpu += cpu;
+    }
   }
-  std::printf("%s %.3f\n", two_models ? "two-models" : "one-model", total / std::max(1, steps));
+  std::printf("%s %.3f s/step %.3f CPU s/step\n", name, total / std::max(1, steps), total_cpu / std::max(1, steps));
   std::fflush(stdout);
   return 0;
 }
@@ -128,24 +162,46 @@ ChildResult in_child(F body) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int steps = 1;
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], "--steps") == 0) steps = std::atoi(argv[i + 1]);
+  BenchOptions bench;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::strcmp(argv[i], "--steps") == 0) {
+      bench.steps = std::atoi(argv[i + 1]);
+    } else if (std::strcmp(argv[i], "--layers") == 0) {
+      bench.layers = std::atoi(argv[i + 1]);
+    } else if (std::strcmp(argv[i], "--chunk") == 0) {
+      bench.chunk = std::atoll(argv[i + 1]);
+    } else if (std::strcmp(argv[i], "--only") == 0) {
+      bench.only = argv[i + 1];
+    } else {
+      std::fprintf(stderr, "unknown option %s\n", argv[i]);
+      return 2;
+    }
   }
-  std::printf("SPIN step, Qwen2-0.5B shape, fp32, 2 threads, micro-batch 2 pairs x 256 tokens, %d timed step(s)\n",
-              steps);
-  ChildResult one = in_child([&] { return run_cpp(false, steps); });
-  std::printf("one-model peak RSS %.2f GiB\n", one.maxrss_gib);
-  ChildResult two = in_child([&] { return run_cpp(true, steps); });
-  std::printf("two-models peak RSS %.2f GiB\n", two.maxrss_gib);
+  auto wanted = [&](const char* variant) { return bench.only.empty() || bench.only == variant; };
+  std::printf("SPIN step, Qwen2-0.5B shape (%d layers), fp32, 2 threads, micro-batch 2 pairs x 256 tokens, "
+              "LM-head chunk %lld, %d timed step(s)\n",
+              bench.layers, static_cast<long long>(bench.chunk), bench.steps);
+  ChildResult one, two, py;
+  one.status = two.status = py.status = 0;
+  if (wanted("one")) {
+    one = in_child([&] { return run_cpp(false, bench); });
+    std::printf("one-model peak RSS %.2f GiB\n", one.maxrss_gib);
+  }
+  if (wanted("two")) {
+    two = in_child([&] { return run_cpp(true, bench); });
+    std::printf("two-models peak RSS %.2f GiB\n", two.maxrss_gib);
+  }
   // bench/run.sh runs from the repository root; SPINLM_SOURCE_DIR overrides.
   const char* root = std::getenv("SPINLM_SOURCE_DIR");
   const std::string script = std::string(root ? root : ".") + "/bench/train_step.py";
-  ChildResult py = in_child([&] {
-    std::string s = std::to_string(steps);
-    ::execl("/usr/bin/python3", "python3", script.c_str(), "--steps", s.c_str(), static_cast<char*>(nullptr));
-    return 127;
-  });
-  std::printf("python peak RSS %.2f GiB\n", py.maxrss_gib);
+  if (wanted("python")) {
+    py = in_child([&] {
+      std::string s = std::to_string(bench.steps), l = std::to_string(bench.layers);
+      ::execl("/usr/bin/python3", "python3", script.c_str(), "--steps", s.c_str(), "--layers", l.c_str(),
+              static_cast<char*>(nullptr));
+      return 127;
+    });
+    std::printf("python peak RSS %.2f GiB\n", py.maxrss_gib);
+  }
   return (one.status == 0 && two.status == 0 && py.status == 0) ? 0 : 1;
 }

@@ -3,23 +3,31 @@
 model (random weights, fp32, 2 threads), micro-batch of 2 pairs of 256 tokens, written the
 way a PyTorch user would (batched eager attention, full [B, T, V] logits + log_softmax, the
 reference log-probs precomputed under no_grad), torch.optim.RMSprop, clip_grad_norm_.
-Prints "python SECONDS_PER_STEP"."""
+Prints "python SECONDS s/step CPU_SECONDS CPU s/step"; per step (stderr) the CPU seconds and
+the peak RSS so far. --layers L: fewer decoder layers for quick probes (default 24)."""
 import argparse
 import math
+import resource
+import sys
 import time
 
 import torch
 import torch.nn.functional as F
 
 V, C, FF, L, H, HKV, D = 151936, 896, 4864, 24, 14, 2, 64
+LAYERS = L
 THETA, EPS = 1000000.0, 1e-6
+
+
+def peak_rss_gib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024.0 * 1024.0)
 
 
 def make_params(gen):
     def w(*shape):
         return (torch.randn(*shape, generator=gen) * 0.02).requires_grad_(True)
     p = {"embed": w(V, C), "norm": torch.ones(C, requires_grad=True), "layers": []}
-    for _ in range(L):
+    for _ in range(LAYERS):
         p["layers"].append({
             "ln1": torch.ones(C, requires_grad=True), "ln2": torch.ones(C, requires_grad=True),
             "q": w(H * D, C), "qb": torch.zeros(H * D, requires_grad=True),
@@ -88,7 +96,10 @@ def make_batch():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=1)
+    ap.add_argument("--layers", type=int, default=L)
     args = ap.parse_args()
+    global LAYERS
+    LAYERS = args.layers
     torch.set_num_threads(2)
     gen = torch.Generator().manual_seed(1)
     p = make_params(gen)
@@ -99,22 +110,28 @@ def main():
     with torch.no_grad():
         ref = (forward_logprobs(p, ids) * response).sum(1)
     opt = torch.optim.RMSprop(params, lr=5e-7)
-    total = 0.0
+    print(f"  python before training: peak RSS {peak_rss_gib():.2f} GiB", file=sys.stderr)
+    total = total_cpu = 0.0
     for s in range(args.steps + 1):
-        start = time.time()
+        start, start_cpu = time.time(), time.process_time()
         opt.zero_grad()
         logps = (forward_logprobs(p, ids) * response).sum(1)
         h = (logps[:2] - ref[:2]) - (logps[2:] - ref[2:])
         loss = -F.logsigmoid(0.1 * h).mean()
+        rss_forward = peak_rss_gib()
         loss.backward()
+        rss_backward = peak_rss_gib()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        seconds = time.time() - start
-        import sys
-        print(f"  python step {s}: {seconds:.2f} s (loss {loss.item():.6f})", file=sys.stderr)
+        seconds, cpu = time.time() - start, time.process_time() - start_cpu
+        print(f"  python step {s}: {seconds:.2f} s, {cpu:.2f} CPU s (loss {loss.item():.6f}); peak RSS so far "
+              f"after forward {rss_forward:.2f}, backward {rss_backward:.2f}, optimizer {peak_rss_gib():.2f} GiB",
+              file=sys.stderr)
         if s > 0 or args.steps == 0:
             total += seconds
-    print(f"python {total / max(1, args.steps):.3f}", flush=True)
+            total_cpu += cpu
+    n = max(1, args.steps)
+    print(f"python {total / n:.3f} s/step {total_cpu / n:.3f} CPU s/step", flush=True)
 
 
 if __name__ == "__main__":
