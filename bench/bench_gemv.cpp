@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/threads.h"
+#include "core/huge_pages.h"
 #include "model/gemv.h"
 
 using namespace spinlm;
@@ -31,16 +32,23 @@ int main(int argc, char** argv) {
     }
   }
   weights.push_back(at::randn({V, C}));
+  // The same weights again on transparent huge pages (how spinlm allocates model weights).
+  std::vector<at::Tensor> huge_weights;
+  for (const auto& w : weights) {
+    at::Tensor copy = at::empty(w.sizes(), w.options());
+    advise_huge_pages(copy);
+    huge_weights.push_back(copy.copy_(w));
+  }
   double bytes = 0;
   for (const auto& w : weights) bytes += double(w.numel()) * 4;
   at::Tensor x_c = at::randn({C}), x_f = at::randn({F});
 
   // kind 0: fast_gemv, 1: at::mv, 2: at::sum of each matrix (a plain streaming read of the
-  // same bytes: the bandwidth ceiling in this run).
+  // same bytes: the bandwidth ceiling in this run), 3: fast_gemv on the huge-page copies.
   auto one_token = [&](int kind) {
-    for (const auto& w : weights) {
+    for (const auto& w : kind == 3 ? huge_weights : weights) {
       const at::Tensor& x = w.size(1) == C ? x_c : x_f;
-      at::Tensor y = kind == 0 ? fast_gemv(w, x) : kind == 1 ? at::mv(w, x) : w.sum();
+      at::Tensor y = kind == 0 || kind == 3 ? fast_gemv(w, x) : kind == 1 ? at::mv(w, x) : w.sum();
     }
   };
   // Check once that both agree before timing.
@@ -50,9 +58,9 @@ int main(int argc, char** argv) {
     at::Tensor a = fast_gemv(w, x), b = at::mv(w, x);
     worst = std::max(worst, ((a - b).abs().max() / b.abs().max()).item<double>());
   }
-  double seconds[3] = {0, 0, 0};
+  double seconds[4] = {0, 0, 0, 0};
   for (int round = -1; round < rounds; ++round) {  // round -1 warms up
-    for (int kind : {0, 1, 2}) {
+    for (int kind : {0, 1, 2, 3}) {
       auto start = std::chrono::steady_clock::now();
       one_token(kind);
       if (round >= 0) seconds[kind] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -65,6 +73,8 @@ int main(int argc, char** argv) {
               bytes * rounds / fast_seconds / 1e9, rounds / fast_seconds);
   std::printf("at::mv   : %.1f ms/token, %.1f GB/s (%.1f tokens/s bound)\n", 1e3 * blas_seconds / rounds,
               bytes * rounds / blas_seconds / 1e9, rounds / blas_seconds);
+  std::printf("fast_gemv on huge pages: %.1f ms/token, %.1f GB/s (%.1f tokens/s bound)\n", 1e3 * seconds[3] / rounds,
+              bytes * rounds / seconds[3] / 1e9, rounds / seconds[3]);
   std::printf("read only: %.1f ms/token, %.1f GB/s (at::sum of every matrix)\n", 1e3 * read_seconds / rounds,
               bytes * rounds / read_seconds / 1e9);
   return 0;

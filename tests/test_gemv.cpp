@@ -5,11 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <fstream>
+#include <sstream>
 #include <filesystem>
 #include <mutex>
 #include <set>
 #include <thread>
 
+#include "core/huge_pages.h"
 #include "core/parallel.h"
 #include "core/threads.h"
 #include "model/gemv.h"
@@ -93,4 +96,39 @@ TEST(Parallel, SpinlmRunsOnOpenBlasOpenMpBuildWhenInstalled) {
   if (std::filesystem::exists("/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3")) {
     EXPECT_NE(result.output.find("USE_OPENMP"), std::string::npos) << result.output;
   }
+}
+
+namespace {
+
+// AnonHugePages (kB) of the /proc/self/smaps mapping that holds address.
+int64_t huge_kb_of_mapping(const void* address) {
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  const auto target = reinterpret_cast<uintptr_t>(address);
+  bool inside = false;
+  while (std::getline(smaps, line)) {
+    uintptr_t begin = 0, end = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &begin, &end) == 2 && line.find(':') > line.find(' ')) {
+      inside = begin <= target && target < end;
+      continue;
+    }
+    long kb = 0;
+    if (inside && std::sscanf(line.c_str(), "AnonHugePages: %ld kB", &kb) == 1) return kb;
+  }
+  return -1;
+}
+
+}  // namespace
+
+TEST(HugePages, AdvisedWeightsAreBackedByHugePages) {
+  std::ifstream mode_file("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string mode((std::istreambuf_iterator<char>(mode_file)), std::istreambuf_iterator<char>());
+  if (mode.find("[never]") != std::string::npos || mode.empty()) GTEST_SKIP() << "THP off: " << mode;
+  at::Tensor weights = at::empty({8 << 20}, at::kFloat);  // 32 MB, not yet touched
+  advise_huge_pages(weights);
+  weights.fill_(1.0f);
+  // madvise covers the 2 MB-aligned middle of the buffer, which becomes its own mapping.
+  const uintptr_t aligned = (reinterpret_cast<uintptr_t>(weights.data_ptr()) + (2 << 20) - 1) & ~uintptr_t((2 << 20) - 1);
+  EXPECT_GT(huge_kb_of_mapping(reinterpret_cast<const void*>(aligned)), 0) << "THP mode: " << mode;
+  EXPECT_EQ(weights.sum().item<float>(), float(8 << 20));  // advice never changes contents
 }

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/huge_pages.h"
 #include "model/gemv.h"
 #include "model/fused_attention.h"
 #include "model/recompute.h"
@@ -154,8 +155,14 @@ Transformer::Transformer(ModelConfig config, at::Device device, at::ScalarType d
   check(c.num_attention_heads % c.num_key_value_heads == 0,
         "model config: num_key_value_heads must divide num_attention_heads");
   auto options = at::TensorOptions().device(device).dtype(dtype);
-  auto add = [&](const std::string& name, at::IntArrayRef shape) {
+  // Weights are streamed once per decoded token: large ones go on huge pages (core/huge_pages.h).
+  auto allocate = [&](at::IntArrayRef shape) {
     at::Tensor tensor = at::empty(shape, options);
+    advise_huge_pages(tensor);
+    return tensor;
+  };
+  auto add = [&](const std::string& name, at::IntArrayRef shape) {
+    at::Tensor tensor = allocate(shape);
     parameters_.emplace_back(name, tensor);
     return tensor;
   };
@@ -172,7 +179,7 @@ Transformer::Transformer(ModelConfig config, at::Device device, at::ScalarType d
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     auto layer = std::make_shared<Layer>();
     std::string prefix = "model.layers." + std::to_string(i) + ".";
-    layer->qkv_weight = at::empty({(H + 2 * Hkv) * D, C}, options);
+    layer->qkv_weight = allocate({(H + 2 * Hkv) * D, C});
     layer->q_weight = add_view(prefix + "self_attn.q_proj.weight", layer->qkv_weight, 0, H * D);
     if (c.attention_bias) {
       layer->qkv_bias = at::empty({(H + 2 * Hkv) * D}, options);
@@ -190,7 +197,7 @@ Transformer::Transformer(ModelConfig config, at::Device device, at::ScalarType d
       layer->q_norm = add(prefix + "self_attn.q_norm.weight", {D});
       layer->k_norm = add(prefix + "self_attn.k_norm.weight", {D});
     }
-    layer->gate_up_weight = at::empty({2 * F, C}, options);
+    layer->gate_up_weight = allocate({2 * F, C});
     layer->gate_weight = add_view(prefix + "mlp.gate_proj.weight", layer->gate_up_weight, 0, F);
     layer->up_weight = add_view(prefix + "mlp.up_proj.weight", layer->gate_up_weight, F, F);
     layer->down_weight = add(prefix + "mlp.down_proj.weight", {C, F});
