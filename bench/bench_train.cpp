@@ -8,7 +8,7 @@
 // Each runs in its own child process so its peak RSS (getrusage maxrss) is its own; each step
 // also reports its CPU seconds (user + system, all threads) and the process's peak RSS so far,
 // so the first step (optimizer state not yet touched by Python) and the steady state differ.
-// Usage: bench_train [--steps N] [--only one|two|python] [--layers L] [--chunk N]
+// Usage: bench_train [--steps N] [--only one|two|python] [--layers L] [--chunk N] [--gradient-checkpointing 0|1]
 //   N timed steps after one untimed step (default 1; 0: time the single first step);
 //   --layers: fewer decoder layers for quick probes (default 24); --chunk: LM-head chunk.
 #include <sys/resource.h>
@@ -40,6 +40,7 @@ struct BenchOptions {
   int layers = 24;
   int64_t chunk = 1024;
   std::string only;  // empty: every variant
+  bool checkpointing = false;  // --gradient-checkpointing 1: the trained model recomputes each layer
 };
 
 ModelConfig qwen2_05b_shape(int layers) {
@@ -102,6 +103,7 @@ int run_cpp(bool two_models, const BenchOptions& bench) {
   }
   std::fprintf(stderr, "  %s before training: peak RSS %.2f GiB\n", name, peak_rss_gib());
   model.set_requires_grad(true);
+  model.set_gradient_checkpointing(bench.checkpointing);
   std::vector<at::Tensor> params = model.parameters();
   OptimizerOptions options;  // rmsprop
   Optimizer optimizer(params, options);
@@ -172,6 +174,8 @@ int main(int argc, char** argv) {
       bench.chunk = std::atoll(argv[i + 1]);
     } else if (std::strcmp(argv[i], "--only") == 0) {
       bench.only = argv[i + 1];
+    } else if (std::strcmp(argv[i], "--gradient-checkpointing") == 0) {
+      bench.checkpointing = std::atoi(argv[i + 1]) != 0;
     } else {
       std::fprintf(stderr, "unknown option %s\n", argv[i]);
       return 2;
@@ -197,6 +201,10 @@ int main(int argc, char** argv) {
   if (wanted("python")) {
     py = in_child([&] {
       std::string s = std::to_string(bench.steps), l = std::to_string(bench.layers);
+      // The same BLAS as spinlm (OpenBLAS's OpenMP build, see CMakeLists.txt) for a fair comparison.
+      const std::string blas = same_blas_environment();  // "LD_LIBRARY_PATH=DIR " or ""
+      const std::string prefix = "LD_LIBRARY_PATH=";
+      if (blas.rfind(prefix, 0) == 0) ::setenv("LD_LIBRARY_PATH", blas.substr(prefix.size(), blas.size() - prefix.size() - 1).c_str(), 1);
       ::execl("/usr/bin/python3", "python3", script.c_str(), "--steps", s.c_str(), "--layers", l.c_str(),
               static_cast<char*>(nullptr));
       return 127;
