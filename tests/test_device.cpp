@@ -51,13 +51,7 @@ ModelConfig tiny_config(int64_t hidden = 32, int64_t layers = 2) {
 Transformer random_model(uint64_t seed, at::ScalarType dtype = at::kFloat, int64_t hidden = 32,
                          int64_t layers = 2) {
   Transformer model(tiny_config(hidden, layers), at::kCPU, dtype);
-  at::NoGradGuard no_grad;
-  at::Generator generator = at::detail::createCPUGenerator(seed);
-  for (auto& [name, tensor] : model.named_parameters()) {
-    at::Tensor values = at::empty(tensor.sizes(), at::kDouble).normal_(0.0, 0.2, generator);
-    if (name.find("norm.weight") != std::string::npos) values = values + 1.0;
-    const_cast<at::Tensor&>(tensor).copy_(values);
-  }
+  testkit::randomize_parameters(model, seed, 0.2);
   return model;
 }
 

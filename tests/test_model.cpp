@@ -45,13 +45,7 @@ ModelConfig tiny_config(const std::string& model_type, const json& extra = json:
 // prediction nearly uniform); norms around 1, biases non-zero so they are tested too.
 Transformer random_model(const ModelConfig& config, uint64_t seed, at::ScalarType dtype = at::kFloat) {
   Transformer model(config, at::kCPU, dtype);
-  at::NoGradGuard no_grad;
-  at::Generator generator = at::detail::createCPUGenerator(seed);
-  for (auto& [name, tensor] : model.named_parameters()) {
-    at::Tensor values = at::empty(tensor.sizes(), at::kDouble).normal_(0.0, 0.25, generator);
-    if (name.find("norm.weight") != std::string::npos) values = values + 1.0;
-    const_cast<at::Tensor&>(tensor).copy_(values);
-  }
+  testkit::randomize_parameters(model, seed, 0.25);
   return model;
 }
 

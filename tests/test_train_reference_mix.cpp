@@ -42,15 +42,7 @@ ModelConfig tiny_config() {
 // A model folder with random weights large enough that predictions are far from uniform.
 std::string save_random_model(const std::string& label, uint64_t seed) {
   Transformer model(tiny_config());
-  {
-    at::NoGradGuard no_grad;
-    at::Generator generator = at::detail::createCPUGenerator(seed);
-    for (auto& [name, tensor] : model.named_parameters()) {
-      at::Tensor values = at::empty(tensor.sizes(), at::kDouble).normal_(0.0, 0.2, generator);
-      if (name.find("norm.weight") != std::string::npos) values = values + 1.0;
-      const_cast<at::Tensor&>(tensor).copy_(values);
-    }
-  }
+  testkit::randomize_parameters(model, seed, 0.2);
   const std::string dir = testkit::make_temp_dir(label);
   save_model(model, dir);
   return dir;

@@ -57,13 +57,7 @@ ModelConfig tiny_config() {
 // Random weights large enough that predictions are far from uniform.
 Transformer random_model(uint64_t seed, double std = 0.2) {
   Transformer model(tiny_config());
-  at::NoGradGuard no_grad;
-  at::Generator generator = at::detail::createCPUGenerator(seed);
-  for (auto& [name, tensor] : model.named_parameters()) {
-    at::Tensor values = at::empty(tensor.sizes(), at::kDouble).normal_(0.0, std, generator);
-    if (name.find("norm.weight") != std::string::npos) values = values + 1.0;
-    const_cast<at::Tensor&>(tensor).copy_(values);
-  }
+  testkit::randomize_parameters(model, seed, std);
   return model;
 }
 

@@ -62,4 +62,14 @@ CommandResult run_python_reference(const std::string& script, const std::string&
                      " " + args);
 }
 
+void randomize_parameters(Transformer& model, uint64_t seed, double std) {
+  at::NoGradGuard no_grad;
+  at::Generator generator = at::detail::createCPUGenerator(seed);
+  for (const auto& [name, tensor] : model.named_parameters()) {
+    at::Tensor values = at::empty(tensor.sizes(), at::kDouble).normal_(0.0, std, generator);
+    if (name.find("norm.weight") != std::string::npos) values = values + 1.0;
+    const_cast<at::Tensor&>(tensor).copy_(values);
+  }
+}
+
 }  // namespace spinlm::testkit

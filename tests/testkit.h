@@ -3,6 +3,8 @@
 #pragma once
 #include <string>
 
+#include "model/transformer.h"
+
 namespace spinlm::testkit {
 
 // A fresh empty folder under the build's temp area, removed by nothing (CI machines are
@@ -32,5 +34,10 @@ CommandResult run_python_reference(const std::string& script, const std::string&
 
 // Single-quotes text for a POSIX shell.
 std::string shell_quote(const std::string& text);
+
+// Every parameter drawn from Normal(0, std) in fp64 from seed, in named_parameters() order,
+// with 1 added to norm weights: weights large enough that attention and the MLP matter (the
+// 0.02 of init-model makes every prediction nearly uniform).
+void randomize_parameters(Transformer& model, uint64_t seed, double std);
 
 }  // namespace spinlm::testkit
