@@ -19,7 +19,7 @@ namespace spinlm {
 // q/k/v and gate/up are views into one buffer each, so that a forward without autograd
 // (generation, scoring) does one matrix product where the separate weights need three or
 // two: half the calls, and the products of one-sequence decoding read one long stream.
-// With autograd the separate views are used, so each parameter gets its own gradient.
+// While the weights are trained the separate views are used, so each gets its own gradient.
 struct Transformer::Layer {
   at::Tensor input_norm;              // [C]
   at::Tensor qkv_weight, qkv_bias;    // [(H+2Hkv)*D, C], [(H+2Hkv)*D]: q, k, v rows stacked
@@ -264,8 +264,11 @@ at::Tensor Transformer::layer_forward(const Layer& layer, const at::Tensor& x, c
 
   // Attention block.
   at::Tensor h = rms_norm(x, layer.input_norm, eps).view({B * T, C});    // [B*T, C]
+  // The fused products give no gradient to the separate parameter views: use them only
+  // when this layer's weights are not being trained (the same test as project()).
+  const bool weight_grads = at::GradMode::is_enabled() && layer.q_weight.requires_grad();
   at::Tensor q, k, v;
-  if (at::GradMode::is_enabled()) {
+  if (weight_grads) {
     q = project(h, layer.q_weight, layer.q_bias).view({B, T, H, D});
     k = project(h, layer.k_weight, layer.k_bias).view({B, T, Hkv, D});
     v = project(h, layer.v_weight, layer.v_bias).view({B, T, Hkv, D});
@@ -308,7 +311,7 @@ at::Tensor Transformer::layer_forward(const Layer& layer, const at::Tensor& x, c
   // MLP block: down(silu(gate(h)) * up(h)).
   h = rms_norm(residual, layer.post_norm, eps).view({B * T, C});
   at::Tensor gated;  // [B*T, F]
-  if (at::GradMode::is_enabled()) {
+  if (weight_grads) {
     gated = at::silu(project(h, layer.gate_weight)) * project(h, layer.up_weight);
   } else {
     const int64_t F = layer.gate_weight.size(0);
