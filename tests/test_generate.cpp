@@ -190,6 +190,51 @@ TEST(Engine, SamplesDoNotDependOnBatchShapeOrFinishOrder) {
   EXPECT_GT(differing, 5);
 }
 
+// The device decoding loop (every slot steps on the device, tokens read back once per
+// window; what runs on a GPU) draws what the host loop draws: same uniforms, same rows, same
+// finish reasons, for any number of steps per window and any batch size.
+TEST(Engine, DeviceLoopDrawsWhatTheHostLoopDraws) {
+  Transformer model = tiny_model();
+  std::vector<GenerationRequest> requests = tiny_requests();
+  EngineOptions options;
+  options.sampling.temperature = 0.9;
+  options.sampling.top_p = 0.95;
+  options.sampling.min_p = 0.01;
+  options.seed = 99;
+  options.max_new_tokens = 24;
+  options.eos_ids = {5, 40};
+  options.batch_size = 4;
+  options.device_loop = EngineOptions::DeviceLoop::kOff;
+  auto expected = run_engine(model, options, requests);
+  options.device_loop = EngineOptions::DeviceLoop::kOn;
+  for (auto [batch, steps] : {std::pair<int64_t, int64_t>{1, 1}, {3, 4}, {8, 16}, {16, 5}, {4, 64}}) {
+    options.batch_size = batch;
+    options.steps_per_sync = steps;
+    GenerationEngine engine(model, options);
+    std::map<int64_t, GenerationResult> results;
+    engine.generate(requests, [&](GenerationResult&& result) { results[result.row] = std::move(result); });
+    ASSERT_EQ(results.size(), requests.size());
+    for (auto& [row, result] : expected) {
+      EXPECT_EQ(results.at(row).ids, result.ids) << "row " << row << ", batch " << batch << ", steps " << steps;
+      EXPECT_EQ(results.at(row).finish_reason, result.finish_reason) << "row " << row;
+    }
+    EXPECT_GT(engine.stats().decode_windows, 0);
+    EXPECT_LE(engine.stats().decode_windows, engine.stats().decode_forwards);
+    EXPECT_FALSE(engine.stats().cuda_graph);  // CPU: never a graph
+  }
+  // Greedy through the device loop is argmax of full forward passes.
+  options.sampling = SamplingOptions();
+  options.sampling.greedy = true;
+  options.eos_ids.clear();
+  options.max_new_tokens = 10;
+  options.batch_size = 5;
+  options.steps_per_sync = 3;
+  auto greedy = run_engine(model, options, requests);
+  for (const GenerationRequest& request : requests) {
+    EXPECT_EQ(greedy.at(request.row).ids, reference_greedy(model, request.prompt_ids, 10)) << "row " << request.row;
+  }
+}
+
 std::string letters(const std::vector<int64_t>& ids) {
   std::string text;
   for (int64_t id : ids) text += static_cast<char>('a' + id % 26);
@@ -199,7 +244,12 @@ std::string letters(const std::vector<int64_t>& ids) {
 TEST(Engine, StopStringsEosListsAndLengthLimits) {
   Transformer model = tiny_model(64);
   GenerationRequest request{0, {1, 2, 3, 4, 5, 6}};
+  // Both decoding loops: the host one and the device one (windows of 8 steps).
+  for (auto loop : {EngineOptions::DeviceLoop::kOff, EngineOptions::DeviceLoop::kOn}) {
+  SCOPED_TRACE(loop == EngineOptions::DeviceLoop::kOn ? "device loop" : "host loop");
   EngineOptions options;
+  options.device_loop = loop;
+  options.steps_per_sync = 8;
   options.sampling.greedy = true;
   options.max_new_tokens = 30;
   options.decode = letters;
@@ -242,6 +292,7 @@ TEST(Engine, StopStringsEosListsAndLengthLimits) {
     GenerationEngine engine(model, options);
     EXPECT_NE(error_of([&] { engine.generate({too_long}, [](GenerationResult&&) {}); }).find("row 9"),
               std::string::npos);
+  }
   }
 }
 

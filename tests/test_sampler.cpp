@@ -347,6 +347,56 @@ TEST(HostSampling, DrawsTheTokenAnFp64InverseCdfDraws) {
   EXPECT_EQ(drawn[0], (scores[0] > -INFINITY).nonzero()[0][0].item<int64_t>());  // u = 0: first token with mass
 }
 
+// sample_ids (the device-side draw the GPU decode loop uses, run here on CPU tensors) picks
+// what an fp64 inverse CDF over the filtered distribution picks, for every filter, and at the
+// edges u = 0 and u just below 1 (where rounding can push u * total to the very end).
+TEST(Sampler, TensorDrawMatchesAnFp64InverseCdf) {
+  at::Generator generator = at::detail::createCPUGenerator(23);
+  const int64_t rows = 48, vocab = 300;
+  at::Tensor logits = at::randn({rows, vocab}, generator, at::kFloat) * 3;  // [rows, V]
+  logits[4].narrow(0, 0, 299).fill_(-INFINITY);  // only the last token has mass
+  logits[5].narrow(0, 1, 299).fill_(-INFINITY);  // only the first
+  std::vector<double> uniforms(rows);
+  for (int64_t b = 0; b < rows; ++b) uniforms[b] = counter_uniform(9, b, 3);
+  uniforms[0] = 0.0;
+  uniforms[1] = std::nextafter(1.0, 0.0);
+  uniforms[4] = std::nextafter(1.0, 0.0);
+  uniforms[5] = std::nextafter(1.0, 0.0);
+  for (const SamplingOptions& options :
+       {make_options(1.0, 0, 1.0, 0.0), make_options(0.7, 20, 1.0, 0.0), make_options(1.0, 0, 0.8, 0.0),
+        make_options(1.3, 0, 1.0, 0.05), make_options(0.0, 0, 1.0, 0.0)}) {
+    at::Tensor ids = sample_ids(logits, options, at::tensor(uniforms, at::kDouble));  // [rows]
+    ASSERT_EQ(ids.scalar_type(), at::kLong);
+    at::Tensor probs = sampling_distribution(logits, options);  // [rows, V] fp64
+    for (int64_t b = 0; b < rows; ++b) {
+      const int64_t drawn = ids[b].item<int64_t>();
+      ASSERT_GE(drawn, 0);
+      ASSERT_LT(drawn, vocab);
+      EXPECT_GT(probs[b][drawn].item<double>(), 0) << "row " << b << " drew a filtered token";
+      // Independent: walk the row's probabilities in order until the sum exceeds u.
+      auto p = probs[b].contiguous();
+      const double* values = p.data_ptr<double>();
+      double total = 0, cumulative = 0;
+      for (int64_t v = 0; v < vocab; ++v) total += values[v];
+      int64_t expected = -1;
+      for (int64_t v = 0; v < vocab && expected < 0; ++v) {
+        cumulative += values[v];
+        if (cumulative > uniforms[b] * total) expected = v;
+      }
+      if (expected < 0) expected = (probs[b] > 0).nonzero().max().item<int64_t>();
+      if (drawn != expected) {  // only a summation-order difference at a boundary may differ
+        double boundary = probs[b].cumsum(0)[std::min(drawn, expected)].item<double>();
+        EXPECT_NEAR(boundary, uniforms[b] * total, 1e-12) << "row " << b;
+      }
+    }
+    EXPECT_EQ(ids[4].item<int64_t>(), 299);
+    EXPECT_EQ(ids[5].item<int64_t>(), 0);
+    // The host path (sample_tokens on CPU) draws the same tokens.
+    std::vector<int64_t> host = sample_tokens(logits, options, uniforms);
+    for (int64_t b = 0; b < rows; ++b) EXPECT_EQ(host[b], ids[b].item<int64_t>()) << "row " << b;
+  }
+}
+
 TEST(HostSampling, RowWithoutFiniteScoreIsAnError) {
   at::Tensor scores = at::full({2, 10}, -INFINITY);
   scores[0][3] = 1.0f;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 
 #include "core/error.h"
 
@@ -57,6 +58,16 @@ GenerationEngine::GenerationEngine(const Transformer& model, EngineOptions optio
   context_length_ = options_.context_length > 0 ? options_.context_length
                                                 : model_.config().max_position_embeddings;
   check(context_length_ > 0, "the model's context length is unknown (max_position_embeddings)");
+  check(options_.steps_per_sync >= 1, "--steps-per-sync must be >= 1, got ", options_.steps_per_sync);
+}
+
+bool GenerationEngine::uses_device_loop() const {
+  switch (options_.device_loop) {
+    case EngineOptions::DeviceLoop::kOn: return true;
+    case EngineOptions::DeviceLoop::kOff: return false;
+    case EngineOptions::DeviceLoop::kAuto: return !model_.device().is_cpu();
+  }
+  return false;
 }
 
 void GenerationEngine::generate(const std::vector<GenerationRequest>& requests,
@@ -89,6 +100,10 @@ void GenerationEngine::generate(const std::vector<GenerationRequest>& requests,
   KVCache cache(model_.config(), num_slots, cache_tokens, model_.device(), model_.dtype());
   std::vector<Slot> slots(num_slots);
   for (int64_t s = 0; s < num_slots; ++s) slots[s] = Slot::empty(s);
+  std::unique_ptr<SlotDecoder> decoder;
+  if (uses_device_loop()) {
+    decoder = std::make_unique<SlotDecoder>(model_, cache, options_.sampling, options_.cuda_graphs);
+  }
 
   int64_t next = 0;
   int64_t remaining = count;
@@ -119,7 +134,12 @@ void GenerationEngine::generate(const std::vector<GenerationRequest>& requests,
     }
     prefill(slots, cache, requests);
     emit_finished();
-    decode_step(slots, cache);
+    if (decoder) {
+      decode_window(slots, cache, *decoder);
+      stats_.cuda_graph = decoder->graph_captured();
+    } else {
+      decode_step(slots, cache);
+    }
     emit_finished();
   }
 }
@@ -196,6 +216,45 @@ void GenerationEngine::decode_step(std::vector<Slot>& slots, KVCache& cache) {
   stats_.decode_seconds += seconds_since(start);
 }
 
+void GenerationEngine::decode_window(std::vector<Slot>& slots, KVCache& cache, SlotDecoder& decoder) {
+  std::vector<Slot*> rows;
+  int64_t most_left = 0;  // the longest any generating row may still go
+  for (Slot& slot : slots) {
+    if (!slot.generating()) continue;
+    rows.push_back(&slot);
+    most_left = std::max(most_left, slot.limit - static_cast<int64_t>(slot.ids.size()));
+  }
+  if (rows.empty()) return;
+  auto start = std::chrono::steady_clock::now();
+  const int64_t num_slots = cache.num_slots();
+  const int64_t steps = std::min(options_.steps_per_sync, most_left);
+  // Slots without a generating row step on garbage at position 0 of their own slot.
+  std::vector<int64_t> last_tokens(num_slots, 0), positions(num_slots, 0);
+  at::Tensor uniforms = at::full({steps, num_slots}, 0.5, at::kDouble);  // [K, S]
+  auto u = uniforms.accessor<double, 2>();
+  for (const Slot* row : rows) {
+    last_tokens[row->cache_slot] = row->ids.back();
+    positions[row->cache_slot] = cache.length(row->cache_slot);
+    const uint64_t sampled = row->ids.size();
+    for (int64_t k = 0; k < steps; ++k) {
+      u[k][row->cache_slot] = counter_uniform(options_.seed, static_cast<uint64_t>(row->source->row), sampled + k);
+    }
+  }
+  const at::Tensor tokens = decoder.run(last_tokens, positions, uniforms);  // [K, S] on the CPU
+  auto drawn = tokens.accessor<int64_t, 2>();
+  for (Slot* row : rows) {
+    for (int64_t k = 0; k < steps && !row->finished; ++k) {
+      accept_token(*row, drawn[k][row->cache_slot]);
+      stats_.decode_tokens += 1;
+    }
+    // The window fed `steps` tokens into the slot (a finished row's extra keys are never read).
+    cache.set_length(row->cache_slot, cache.length(row->cache_slot) + steps);
+  }
+  stats_.decode_forwards += steps;
+  stats_.decode_windows += 1;
+  stats_.decode_seconds += seconds_since(start);
+}
+
 void GenerationEngine::sample_rows(const at::Tensor& hidden, const std::vector<int64_t>& positions,
                                    const std::vector<Slot*>& rows) {
   at::Tensor index = at::tensor(positions, at::kLong).to(hidden.device());
@@ -208,30 +267,30 @@ void GenerationEngine::sample_rows(const at::Tensor& hidden, const std::vector<i
   std::vector<int64_t> tokens = sample_tokens(logits, options_.sampling, uniforms);
   stats_.decode_tokens += static_cast<int64_t>(rows.size());
 
-  for (size_t r = 0; r < rows.size(); ++r) {
-    Slot& slot = *rows[r];
-    const int64_t token = tokens[r];
-    slot.ids.push_back(token);
-    bool have_text = false;
-    if (std::find(options_.eos_ids.begin(), options_.eos_ids.end(), token) != options_.eos_ids.end()) {
+  for (size_t r = 0; r < rows.size(); ++r) accept_token(*rows[r], tokens[r]);
+}
+
+void GenerationEngine::accept_token(Slot& slot, int64_t token) {
+  slot.ids.push_back(token);
+  bool have_text = false;
+  if (std::find(options_.eos_ids.begin(), options_.eos_ids.end(), token) != options_.eos_ids.end()) {
+    slot.finished = true;
+    slot.reason = FinishReason::kEos;
+  } else if (!options_.stop_strings.empty()) {
+    slot.text = options_.decode(slot.ids);
+    have_text = true;
+    size_t at = options_.stop_strings.find(slot.text);
+    if (at != std::string::npos) {
+      slot.text.resize(at);
       slot.finished = true;
-      slot.reason = FinishReason::kEos;
-    } else if (!options_.stop_strings.empty()) {
-      slot.text = options_.decode(slot.ids);
-      have_text = true;
-      size_t at = options_.stop_strings.find(slot.text);
-      if (at != std::string::npos) {
-        slot.text.resize(at);
-        slot.finished = true;
-        slot.reason = FinishReason::kStop;
-      }
+      slot.reason = FinishReason::kStop;
     }
-    if (!slot.finished && static_cast<int64_t>(slot.ids.size()) >= slot.limit) {
-      slot.finished = true;
-      slot.reason = FinishReason::kLength;
-    }
-    if (slot.finished && !have_text && options_.decode) slot.text = options_.decode(slot.ids);
   }
+  if (!slot.finished && static_cast<int64_t>(slot.ids.size()) >= slot.limit) {
+    slot.finished = true;
+    slot.reason = FinishReason::kLength;
+  }
+  if (slot.finished && !have_text && options_.decode) slot.text = options_.decode(slot.ids);
 }
 
 }  // namespace spinlm

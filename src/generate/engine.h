@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "generate/sampler.h"
+#include "generate/slot_decoder.h"
 #include "generate/stop_strings.h"
 #include "model/transformer.h"
 
@@ -55,6 +56,16 @@ struct EngineOptions {
   // Positions the model can attend to (prompt + answer); 0: config.max_position_embeddings.
   // A row stops with "length" when it fills the context.
   int64_t context_length = 0;
+  // (issue 9) The device decoding loop (generate/slot_decoder.h): every slot steps on the
+  // device for up to steps_per_sync tokens between reads of the sampled tokens, so the host
+  // never waits for the GPU per token; on CUDA the step is a CUDA graph (cuda_graphs).
+  // Rows that end inside a window are cut at their end as usual; the window's remaining
+  // steps for them are wasted work. kAuto: on for models on a GPU, off on the CPU, where
+  // the host sampler is faster and no launches need hiding.
+  enum class DeviceLoop { kAuto, kOn, kOff };
+  DeviceLoop device_loop = DeviceLoop::kAuto;
+  int64_t steps_per_sync = 16;
+  bool cuda_graphs = true;
 };
 
 struct EngineStats {
@@ -64,6 +75,8 @@ struct EngineStats {
   int64_t decode_forwards = 0;
   double prefill_seconds = 0;   // forward + LM head + sampling of prefill forwards
   double decode_seconds = 0;
+  int64_t decode_windows = 0;     // device loop: host reads of the sampled tokens
+  bool cuda_graph = false;        // device loop: the step ran as a CUDA graph
 };
 
 class GenerationEngine {
@@ -84,6 +97,12 @@ class GenerationEngine {
   void prefill(std::vector<Slot>& slots, KVCache& cache,
                const std::vector<GenerationRequest>& requests);
   void decode_step(std::vector<Slot>& slots, KVCache& cache);
+  // The device loop's step: up to steps_per_sync tokens for every generating row.
+  void decode_window(std::vector<Slot>& slots, KVCache& cache, SlotDecoder& decoder);
+  // Appends a sampled token to the row and decides whether the row ends (EOS, stop
+  // string, length limit).
+  void accept_token(Slot& slot, int64_t token);
+  bool uses_device_loop() const;
   // hidden [N, C]: the rows' hidden states at positions (one per row) go through the LM
   // head, then one token is sampled per row; rows that end are marked finished.
   void sample_rows(const at::Tensor& hidden, const std::vector<int64_t>& positions,

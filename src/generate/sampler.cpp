@@ -82,38 +82,34 @@ double counter_uniform(uint64_t seed, uint64_t row, uint64_t step) {
   return static_cast<double>(h >> 11) * 0x1.0p-53;  // 53 random bits -> [0, 1)
 }
 
+at::Tensor sample_ids(const at::Tensor& logits, const SamplingOptions& options, const at::Tensor& uniforms) {
+  if (options.is_greedy()) return logits.argmax(-1);
+  const int64_t vocab = logits.size(-1);
+  at::Tensor probs = sampling_distribution(logits, options);  // [B, V] fp64
+  at::Tensor cdf = probs.cumsum(-1);
+  at::Tensor target = (uniforms.to(at::kDouble) * cdf.select(-1, vocab - 1)).unsqueeze(-1);  // [B, 1]
+  // First token whose cumulative probability exceeds u * total: filtered tokens add no
+  // mass, so they never are that token.
+  at::Tensor ids = at::searchsorted(cdf, target, /*out_int32=*/false, /*right=*/true).squeeze(-1);  // [B]
+  // u * total rounded up to the total gives V: the last token with mass instead. (Its index
+  // is the largest i with p_i > 0; computed for every row, kept only where needed.)
+  at::Tensor positions = at::arange(vocab, ids.options());                          // [V]
+  at::Tensor last_with_mass = (probs > 0).to(at::kLong).mul(positions).amax(-1);    // [B]
+  return at::minimum(ids, last_with_mass);
+}
+
 std::vector<int64_t> sample_tokens(const at::Tensor& logits, const SamplingOptions& options,
                                    const std::vector<double>& uniforms) {
   check(logits.dim() == 2 && logits.size(0) == static_cast<int64_t>(uniforms.size()),
         "sample_tokens: logits must be [B, V] with one uniform per row");
   const int64_t rows = logits.size(0);
-  const int64_t vocab = logits.size(1);
   if (!options.is_greedy() && logits.device().is_cpu()) {
     return sample_rows_on_host(filter_logits(logits.to(at::kFloat), options), uniforms);
   }
-  at::Tensor ids;  // [B] int64
-  at::Tensor probs;
-  if (options.is_greedy()) {
-    ids = logits.argmax(-1);
-  } else {
-    // On an accelerator: the same inverse CDF with tensor ops, no [B, V] copy to the host.
-    probs = sampling_distribution(logits, options);  // [B, V] fp64
-    at::Tensor cdf = probs.cumsum(-1);
-    at::Tensor u = at::tensor(uniforms, at::TensorOptions().dtype(at::kDouble)).to(cdf.device());
-    at::Tensor target = (u * cdf.select(-1, vocab - 1)).unsqueeze(-1);  // [B, 1]
-    // First token whose cumulative probability exceeds u * total: filtered tokens add no
-    // mass, so they never are that token.
-    ids = at::searchsorted(cdf, target, /*out_int32=*/false, /*right=*/true).squeeze(-1);
-  }
-  ids = ids.to(at::kCPU).contiguous();
-  std::vector<int64_t> out(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + rows);
-  for (int64_t b = 0; b < rows; ++b) {
-    if (out[b] < vocab) continue;
-    // u * total rounded up to total: take the last token with mass.
-    at::Tensor nonzero = probs[b].to(at::kCPU).nonzero();
-    out[b] = nonzero[nonzero.size(0) - 1][0].item<int64_t>();
-  }
-  return out;
+  // Elsewhere: the draw on the logits' device, no [B, V] copy to the host.
+  at::Tensor u = at::tensor(uniforms, at::TensorOptions().dtype(at::kDouble)).to(logits.device());
+  at::Tensor ids = sample_ids(logits, options, u).to(at::kCPU).contiguous();
+  return std::vector<int64_t>(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + rows);
 }
 
 }  // namespace spinlm

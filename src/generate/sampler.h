@@ -60,4 +60,10 @@ double counter_uniform(uint64_t seed, uint64_t row, uint64_t step);
 std::vector<int64_t> sample_tokens(const at::Tensor& logits, const SamplingOptions& options,
                                    const std::vector<double>& uniforms);
 
+// The same draw as tensor ops on the logits' device, with no host synchronisation (nothing
+// is read back; usable inside a CUDA graph): logits [B, V], uniforms [B] fp64 on the same
+// device -> ids [B] int64 there. Greedy options take the argmax. When rounding puts
+// u * total at the very end of the cumulative sum, the last token with mass is taken.
+at::Tensor sample_ids(const at::Tensor& logits, const SamplingOptions& options, const at::Tensor& uniforms);
+
 }  // namespace spinlm

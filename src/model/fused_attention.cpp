@@ -12,6 +12,14 @@ at::Tensor fused_attention(const at::Tensor& q, const at::Tensor& k, const at::T
 #if SPINLM_HAVE_SDPA
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
   const int64_t Hkv = k.size(1), S = k.size(2), G = H / Hkv;
+  if (T == 1 && G > 1) {
+    // Decoding: the G query heads of a key/value head are G query rows against that head,
+    // all with the row's one mask row (it broadcasts over them), so nothing is repeated.
+    // Head h = kv * G + g reads key/value head kv, as transformers' repeat_kv.
+    at::Tensor grouped = q.reshape({B, Hkv, G, D});
+    at::Tensor out = compat::scaled_dot_product_attention(grouped, k, v, mask, /*is_causal=*/false);  // [B, Hkv, G, D]
+    return out.reshape({B, H * D});
+  }
   // Grouped-query attention: repeat each key/value head for its G query heads.
   at::Tensor keys = G == 1 ? k : k.unsqueeze(2).expand({B, Hkv, G, S, D}).reshape({B, H, S, D});
   at::Tensor values = G == 1 ? v : v.unsqueeze(2).expand({B, Hkv, G, S, D}).reshape({B, H, S, D});

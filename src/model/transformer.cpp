@@ -44,6 +44,9 @@ struct Transformer::CacheWrite {
   at::Tensor slots;       // [B] slot of each row
   int64_t first_slot = -1;  // >= 0 when slots are first_slot, first_slot+1, ... (no gather)
   int64_t key_length = 0;   // S: keys read per row (max over rows of the length after writing)
+  // forward_decode_slots: row s writes its one token at (slot s, write_positions[s]) and
+  // reads the whole cache; the fields above are unused then.
+  at::Tensor write_positions;  // [S] int64 on the device
 };
 
 namespace {
@@ -288,6 +291,16 @@ at::Tensor Transformer::layer_forward(const Layer& layer, const at::Tensor& x, c
   if (cache == nullptr) {
     keys = k.transpose(1, 2);
     values = v.transpose(1, 2);
+  } else if (cache->write_positions.defined()) {
+    // One token per slot (T == 1): scatter [S, Hkv, 1, D] into [S, Hkv, max_tokens, D] at
+    // each slot's position, then attend over the whole store (the mask hides the rest).
+    at::Tensor& key_store = cache->cache->keys(cache->layer);
+    at::Tensor& value_store = cache->cache->values(cache->layer);
+    at::Tensor index = cache->write_positions.view({B, 1, 1, 1}).expand({B, Hkv, 1, D});
+    key_store.scatter_(2, index, k.transpose(1, 2));
+    value_store.scatter_(2, index, v.transpose(1, 2));
+    keys = key_store;
+    values = value_store;
   } else {
     // Store the real tokens' keys/values at (slot, position), then read the rows' slots.
     at::Tensor& key_store = cache->cache->keys(cache->layer);      // [slots, Hkv, max_tokens, D]
@@ -432,6 +445,34 @@ at::Tensor Transformer::forward_cached(const at::Tensor& input_ids, const std::v
     x = layer_forward(*layers_[i], x, cos, sin, mask, &write);
   }
   for (int64_t b = 0; b < B; ++b) cache.set_length(slots[b], starts[b] + token_counts[b]);
+  return rms_norm(x, final_norm_, config_.rms_norm_eps);
+}
+
+at::Tensor Transformer::forward_decode_slots(const at::Tensor& input_ids, const at::Tensor& positions,
+                                             KVCache& cache) const {
+  at::NoGradGuard no_grad;
+  const int64_t S = cache.num_slots();
+  check(input_ids.dim() == 2 && input_ids.size(0) == S && input_ids.size(1) == 1 && positions.dim() == 1 &&
+            positions.size(0) == S,
+        "forward_decode_slots: input_ids must be [S, 1] and positions [S], S = the cache's ", S, " slots");
+  check(input_ids.device() == device_ && positions.device() == device_,
+        "forward_decode_slots: input_ids and positions must be on the model's device");
+  CacheWrite write;
+  write.cache = &cache;
+  write.write_positions = positions.clamp(0, cache.max_tokens() - 1);  // [S]
+  at::Tensor position_grid = write.write_positions.unsqueeze(1);       // [S, 1]
+  at::Tensor key_positions = at::arange(cache.max_tokens(), positions.options());  // [K]
+  at::Tensor allowed = key_positions.view({1, 1, -1}) <= position_grid.unsqueeze(-1);  // [S, 1, K]
+  if (config_.sliding_window > 0) {
+    allowed = allowed & (position_grid.unsqueeze(-1) - key_positions.view({1, 1, -1}) < config_.sliding_window);
+  }
+  at::Tensor mask = additive_mask(allowed, dtype_);  // [S, 1, 1, K]
+  auto [cos, sin] = rope_cos_sin(position_grid);
+  at::Tensor x = at::embedding(embed_tokens_, input_ids.clamp(0, config_.vocab_size - 1));  // [S, 1, C]
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    write.layer = int64_t(i);
+    x = layer_forward(*layers_[i], x, cos, sin, mask, &write);
+  }
   return rms_norm(x, final_norm_, config_.rms_norm_eps);
 }
 

@@ -46,6 +46,16 @@ class Transformer {
   at::Tensor forward_cached(const at::Tensor& input_ids, const std::vector<int64_t>& token_counts,
                             const std::vector<int64_t>& slots, KVCache& cache) const;
 
+  // (added, issue 9) One decoding step for every slot of the cache at once, with shapes that
+  // never change between steps (what a CUDA graph replays): input_ids [S, 1] int64 and
+  // positions [S] int64, both on the model's device (S = cache.num_slots()). Slot s's token
+  // takes position positions[s] (clamped to the cache's last position; a free slot's step is
+  // harmless garbage) and attends to its slot's keys 0..positions[s]; keys are read over the
+  // whole cache (max_tokens wide, masked). Writes the keys/values but NOT the cache's
+  // host-side lengths: the caller tracks them. No host synchronisation and no host-to-device
+  // copy. Returns hidden states [S, 1, C]. Runs without autograd.
+  at::Tensor forward_decode_slots(const at::Tensor& input_ids, const at::Tensor& positions, KVCache& cache) const;
+
   // LM head: [..., C] -> [..., V] logits in fp32.
   at::Tensor logits(const at::Tensor& hidden) const;
 
