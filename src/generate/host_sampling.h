@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/torch_pch.h"
+#include "core/vector_exp.h"  // exp_nonpositive, the row pass's exp (tests use it through here)
 
 namespace spinlm {
 
@@ -20,10 +21,5 @@ namespace spinlm {
 // last token with mass when rounding puts u * total at the very end). Rows are split between
 // the intra-op threads; a row's result never depends on the other rows.
 std::vector<int64_t> sample_rows_on_host(const at::Tensor& scores, const std::vector<double>& uniforms);
-
-// out[i] = exp(x[i] - shift) for x[i] <= shift, in fp32, as the row pass computes it (a
-// Cephes-style polynomial, relative error about 2e-7; 0 where x[i] - shift < -87.3, where
-// fp32 exp underflows anyway, and for -inf and NaN). Exposed for tests.
-void exp_nonpositive(const float* x, float* out, int64_t n, float shift);
 
 }  // namespace spinlm

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/huge_pages.h"
 #include "model/gemv.h"
+#include "model/decode_attention.h"
 #include "model/fused_attention.h"
 #include "model/recompute.h"
 #include "model/target_logprobs.h"
@@ -97,6 +98,8 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
                      const at::Tensor& mask) {
   // CUDA tensors on libtorch 2.x: SDPA's fused kernels (model/fused_attention.h).
   if (fused_attention_applies(q.device())) return fused_attention(q, k, v, mask);
+  // One query position on the CPU (decoding): model/decode_attention.h.
+  if (decode_attention_applies(q, k, v, mask)) return decode_attention(q, k, v, mask);
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
   const int64_t Hkv = k.size(1), S = k.size(2), G = H / Hkv;
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
@@ -455,7 +458,7 @@ at::Tensor Transformer::forward_decode_slots(const at::Tensor& input_ids, const 
   check(input_ids.dim() == 2 && input_ids.size(0) == S && input_ids.size(1) == 1 && positions.dim() == 1 &&
             positions.size(0) == S,
         "forward_decode_slots: input_ids must be [S, 1] and positions [S], S = the cache's ", S, " slots");
-  check(input_ids.device() == device_ && positions.device() == device_,
+  check(input_ids.device().type() == device_.type() && positions.device().type() == device_.type(),
         "forward_decode_slots: input_ids and positions must be on the model's device");
   CacheWrite write;
   write.cache = &cache;
