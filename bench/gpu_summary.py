@@ -38,6 +38,12 @@ def main():
                          f"tokens): spinlm {fmt(s.get('tokens_per_s'), '.0f')} tok/s, transformers "
                          f"{fmt(t.get('tokens_per_s'), '.0f')} tok/s, {fmt(gen.get('speedup'), '.1f')}x (goal 10x)"
                          + (f" ERROR {s.get('error')}" if 'error' in s else ""))
+        eager = gen.get("spinlm_no_cuda_graphs")
+        if isinstance(eager, dict):
+            lines.append(f"generation, CUDA graph {s.get('cuda_graph')}: {fmt(s.get('tokens_per_s'), '.0f')} tok/s; "
+                         f"--no-cuda-graphs: {fmt(eager.get('tokens_per_s'), '.0f')} tok/s; rows equal between the two: "
+                         f"{fmt(gen.get('rows_equal_with_and_without_graphs'), '.0%')}"
+                         + (f" ERROR {eager.get('error')[-300:]}" if 'error' in eager else ""))
         else:
             lines.append(f"generation: spinlm {fmt(s.get('tokens_per_s'), '.1f')} tok/s ({t})"
                          + (f" ERROR {s.get('error') or gen.get('error')}" if 'error' in s or 'error' in gen else ""))

@@ -147,7 +147,16 @@ device_build() {
   check_cache_paths "$build" || log "warning: a dependency was found outside the prefix (see above)"
   local targets=(spinlm)
   [ "$with_tests" = 1 ] && targets=(all)
-  cmake --build "$build" -j "${JOBS:-$(nproc)}" --target "${targets[@]}"
+  local output="$build/build-output.log"
+  if ! cmake --build "$build" -j "${JOBS:-$(nproc)}" --target "${targets[@]}" 2>&1 | tee "$output"; then
+    # CUDA graphs (src/generate/cuda_graph.cpp) are the one piece compiled only against a CUDA
+    # libtorch, never on the CPU machines: if that file is what broke, build without it
+    # (decoding then runs its device loop without graphs) rather than lose the GPU session.
+    grep -q "cuda_graph.cpp" "$output" || die "the build failed (see above)"
+    log "warning: src/generate/cuda_graph.cpp did not compile against this libtorch; building without CUDA graphs"
+    configure "$build" "$torch_prefix" "${extra[@]}" -DSPINLM_CUDA_GRAPHS=OFF
+    cmake --build "$build" -j "${JOBS:-$(nproc)}" --target "${targets[@]}" || die "the build failed (see above)"
+  fi
   # Run-time search path for the prefix's shared libraries (CMake's build RPATH covers them
   # too; this file is for anything started by hand).
   echo "export LD_LIBRARY_PATH=$prefix/usr/lib/$multiarch:$torch_prefix/../../lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}" > "$build/env.sh"
