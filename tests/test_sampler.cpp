@@ -11,6 +11,7 @@
 #include "generate/engine.h"
 #include "generate/host_sampling.h"
 #include "generate/sampler.h"
+#include "generate/sort_rows.h"
 #include "testkit.h"
 
 namespace spinlm {
@@ -395,6 +396,25 @@ TEST(Sampler, TensorDrawMatchesAnFp64InverseCdf) {
     std::vector<int64_t> host = sample_tokens(logits, options, uniforms);
     for (int64_t b = 0; b < rows; ++b) EXPECT_EQ(host[b], ids[b].item<int64_t>()) << "row " << b;
   }
+}
+
+// The radix sort top-p uses on the CPU orders rows exactly as libtorch's stable sort does:
+// many ties (values rounded to a coarse grid), -inf, -0.0 next to +0.0, a large vocabulary,
+// and rows whose keys share digits (the skipped passes).
+TEST(SortRows, OrdersAsTheStableSort) {
+  at::Generator generator = at::detail::createCPUGenerator(31);
+  at::Tensor scores = (at::randn({6, 70001}, generator, at::kFloat) * 8).round() / 4;  // [6, V]
+  scores[0].narrow(0, 0, 5000).fill_(-INFINITY);
+  scores[1].narrow(0, 100, 2000).fill_(0.0f);
+  scores[1].narrow(0, 3000, 2000).fill_(-0.0f);
+  scores[2].fill_(1.5f);                               // every key equal
+  scores[3] = at::arange(70001, at::kFloat) * 1e-3f;   // already sorted
+  scores[4] = at::arange(70001, at::kFloat).neg();     // reversed
+  auto [values, indices] = sort_rows_ascending(scores);
+  auto [expected_values, expected_indices] = at::sort(scores, /*stable=*/true, -1, /*descending=*/false);
+  EXPECT_TRUE(at::equal(indices, expected_indices));
+  EXPECT_TRUE(at::equal(values, expected_values));
+  EXPECT_FALSE(sort_rows_applies(scores.to(at::kDouble)));
 }
 
 TEST(HostSampling, RowWithoutFiniteScoreIsAnError) {

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "generate/host_sampling.h"
+#include "generate/sort_rows.h"
 
 namespace spinlm {
 namespace {
@@ -41,7 +42,10 @@ at::Tensor apply_top_k(const at::Tensor& scores, int64_t top_k) {
 
 at::Tensor apply_top_p(const at::Tensor& scores, double top_p) {
   // Ascending order: the tail of least likely tokens whose mass is <= 1 - top_p goes.
-  auto [sorted, order] = at::sort(scores, -1, /*descending=*/false);  // [B, V] each
+  // [B, V] each; on the CPU an O(V) radix sort (generate/sort_rows.h) in the same order.
+  auto [sorted, order] = sort_rows_applies(scores)
+                            ? std::tuple<at::Tensor, at::Tensor>(sort_rows_ascending(scores))
+                            : at::sort(scores, /*stable=*/true, -1, /*descending=*/false);
   at::Tensor cumulative = sorted.softmax(-1).cumsum(-1);
   at::Tensor remove_sorted = cumulative <= (1 - top_p);
   remove_sorted.narrow(-1, scores.size(-1) - 1, 1).fill_(false);  // keep the most likely

@@ -7,7 +7,9 @@
 //   2. top-k        remove logits < the k-th largest (ties at the k-th value are all kept)
 //   3. top-p        sort ascending, cumulative softmax; remove tokens whose cumulative
 //                   probability is <= 1 - top_p, always keeping the most likely token
-//                   (skipped when top_p >= 1)
+//                   (skipped when top_p >= 1). Equal scores sort in index order (a stable
+//                   sort); transformers' torch.sort leaves their order to the device's sort
+//                   kernel, which only matters for exact ties at the nucleus boundary.
 //   4. min-p        remove tokens whose probability (softmax of the scores after 1-3) is
 //                   < min_p * the largest probability                 (skipped when 0)
 // min_tokens_to_keep is 1, as in sampling without beams. vLLM applies min-p on the

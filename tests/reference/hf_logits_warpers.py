@@ -24,7 +24,12 @@ def top_k_warper(scores, top_k, min_tokens_to_keep=1):
 
 
 def top_p_warper(scores, top_p, min_tokens_to_keep=1):
-    sorted_logits, sorted_indices = torch.sort(scores, descending=False)
+    # transformers calls torch.sort(scores, descending=False): equal scores then come in
+    # whatever order the device's sort kernel leaves them (it differs between CPU and CUDA),
+    # which decides which of several tied tokens at the nucleus boundary survive. spinlm
+    # fixes that order as index order (a stable sort) on every device; this reference asks
+    # torch for the same, everything else is transformers' code path.
+    sorted_logits, sorted_indices = torch.sort(scores, descending=False, stable=True)
     cumulative_probs = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
     sorted_remove = cumulative_probs <= (1 - top_p)
     sorted_remove[..., -min_tokens_to_keep:] = 0
