@@ -10,10 +10,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <string>
 
 #include "core/threads.h"
 #include "generate/engine.h"
+#include "generate/sort_rows.h"
 
 namespace {
 
@@ -137,6 +139,18 @@ int main(int argc, char** argv) {
       std::printf("sampling %lld rows (%s): %.1f ms per step\n", (long long)args.batch_size,
                   options == &plain ? "temperature 1" : "temperature 0.8, top-p 0.95", ms);
     }
+    // Top-p's sort of every row: libtorch's comparison sort (what top-p used before) against
+    // the radix sort it uses on the CPU now (generate/sort_rows.h), same logits.
+    auto time_ms = [](const std::function<void()>& body) {
+      body();
+      auto start = std::chrono::steady_clock::now();
+      for (int i = 0; i < 5; ++i) body();
+      return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / 5;
+    };
+    const double torch_sort = time_ms([&] { at::sort(logits, /*stable=*/true, -1, false); });
+    const double radix_sort = time_ms([&] { sort_rows_ascending(logits); });
+    std::printf("sorting %lld rows for top-p: libtorch sort %.1f ms, radix sort %.1f ms per step\n",
+                (long long)args.batch_size, torch_sort, radix_sort);
   }
   if (args.prompts == 0 || args.sequential_prompts == 0) return 0;
   // Baseline first: one sequence at a time (batch size 1), on fewer prompts.
