@@ -6,6 +6,7 @@
 #include "cli/command.h"
 #include "eval/builtin_tasks.h"
 #include "eval/eval_run.h"
+#include "model/device_choice.h"
 
 namespace spinlm {
 namespace {
@@ -57,8 +58,8 @@ CommandAction setup_eval(CLI::App& app) {
   app.add_option("--heldout-max-length", o.max_length, "held-out sequence length")->capture_default_str();
   app.add_option("--heldout-max-prompt-length", o.max_prompt_length, "held-out pair prompt length")
       ->capture_default_str();
-  app.add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
-  app.add_option("--dtype", o.dtype, "fp32, bf16 or fp16")->capture_default_str();
+  app.add_option("--device", o.device, kDeviceHelp);
+  app.add_option("--dtype", o.dtype, kInferenceDtypeHelp);
   app.add_flag("--no-progress", *progress_off, "no progress bar");
   return [options, tasks, progress_off] {
     options->tasks = split_commas(*tasks);

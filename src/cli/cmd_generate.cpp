@@ -6,6 +6,7 @@
 #include "cli/command.h"
 #include "core/logging.h"
 #include "generate/generate_file.h"
+#include "model/device_choice.h"
 #include "dist/dist_generate.h"  // [dist] several processes (docs/distributed.md)
 
 namespace spinlm {
@@ -43,12 +44,17 @@ CommandAction setup_generate(CLI::App& app) {
   app.add_option("--limit", o.limit, "only the first N rows");
   app.add_option("--shard", *shard, "only rows i with i % N == I")->capture_default_str();
   app.add_flag("--skip-bad", o.skip_bad, "skip bad rows with a warning instead of stopping");
-  app.add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
-  app.add_option("--dtype", o.dtype, "fp32, bf16 or fp16")->capture_default_str();
+  app.add_option("--device", o.device, kDeviceHelp);
+  app.add_option("--dtype", o.dtype, kInferenceDtypeHelp);
   app.add_flag("--no-progress", *progress_off, "no progress bar");
   return [options, shard, progress_off] {
     std::tie(options->shard_index, options->shard_count) = parse_shard(*shard);
     options->show_progress = !*progress_off;
+    // A bad --device/--dtype fails here, before any work; "auto" and a bare "cuda" become
+    // this rank's GPU (model/device_choice.h), the same device for the model and the ranks' tensors.
+    const at::Device device = choose_device(options->device);
+    options->dtype = dtype_option_name(choose_dtype(options->dtype, device));
+    options->device = device.str();
     // [dist] with several ranks each generates its share and rank 0 merges (dist_generate.h)
     DistContext* dist = dist_from_environment(options->device);
     GenerateSummary summary = dist ? generate_file_distributed(*options, *dist) : generate_file(*options);

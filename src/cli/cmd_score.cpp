@@ -5,9 +5,10 @@
 #include "cli/command.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/logging.h"
 #include "core/progress.h"
 #include "io/jsonl.h"
-#include "model/device_options.h"
+#include "model/device_choice.h"
 #include "model/hf_model.h"
 #include "text/tokenizer.h"
 
@@ -20,8 +21,8 @@ struct ScoreOptions {
   std::string output;
   int batch_size = 8;
   bool no_special_tokens = false;
-  std::string device = "cpu";
-  std::string dtype = "fp32";
+  std::string device = "auto";
+  std::string dtype = "auto";
 };
 
 // The ids of each input row: "ids" as given, or "text" through the model's tokenizer.
@@ -56,10 +57,12 @@ std::vector<std::vector<int64_t>> read_rows(const ScoreOptions& options, int64_t
 
 void run_score(const ScoreOptions& options) {
   check(options.batch_size > 0, "--batch-size must be positive");
-  at::Device device = parse_device(options.device);
+  const at::Device device = choose_device(options.device);
+  const at::ScalarType dtype = choose_dtype(options.dtype, device);
   ModelConfig config = load_config(options.model + "/config.json");
   std::vector<std::vector<int64_t>> rows = read_rows(options, config.vocab_size);
-  Transformer model = load_model(options.model, device, parse_dtype(options.dtype));
+  log_info("score: model on ", device.str(), " in ", dtype_option_name(dtype));
+  Transformer model = load_model(options.model, device, dtype);
   c10::InferenceMode inference;
 
   std::vector<json> out;
@@ -108,8 +111,8 @@ CommandAction setup_score(CLI::App& app) {
   app.add_option("--batch-size", options->batch_size, "rows per forward pass (default 8)");
   app.add_flag("--no-special-tokens", options->no_special_tokens,
                "encode \"text\" rows without the tokenizer's special tokens (add_special_tokens=False)");
-  app.add_option("--device", options->device, "cpu or cuda (default cpu)");
-  app.add_option("--dtype", options->dtype, "fp32, bf16 or fp16 (default fp32)");
+  app.add_option("--device", options->device, kDeviceHelp);
+  app.add_option("--dtype", options->dtype, kInferenceDtypeHelp);
   return [options] { run_score(*options); };
 }
 

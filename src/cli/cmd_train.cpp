@@ -3,6 +3,7 @@
 
 #include "cli/command.h"
 #include "dist/dist_context.h"  // [dist] several processes (docs/distributed.md)
+#include "model/device_choice.h"
 #include "train/spin_trainer.h"
 #include "train/train_device.h"
 
@@ -27,8 +28,8 @@ void add_loop_options(CLI::App& app, TrainLoopOptions& loop) {
   app.add_option("--save-steps", loop.save_steps, "also checkpoint every N steps (0: epoch ends only)");
   app.add_option("--seed", loop.seed, "seed of the data order");
   app.add_flag("--resume", loop.resume, "continue from the last checkpoint in --output");
-  app.add_option("--device", loop.device, "cpu, cuda or cuda:N (default: cuda when available)");
-  app.add_option("--dtype", loop.dtype, "fp32 or bf16 (default: bf16 on cuda, fp32 on cpu)");
+  app.add_option("--device", loop.device, kDeviceHelp);
+  app.add_option("--dtype", loop.dtype, kTrainingDtypeHelp);
   app.add_option("--optimizer-state-dtype", loop.optimizer.state_dtype,
                  "fp32 (with fp32 master weights for bf16 models) or bf16")
       ->check(CLI::IsMember({"fp32", "bf16"}))

@@ -10,7 +10,7 @@
 #include "eval/results.h"
 #include "eval/task_yaml.h"
 #include "generate/generate_file.h"
-#include "model/device_options.h"
+#include "model/device_choice.h"
 #include "model/hf_model.h"
 
 namespace spinlm {
@@ -25,8 +25,9 @@ nlohmann::json run_evaluation(const EvalRunOptions& options) {
   for (const auto& name : options.tasks) tasks.push_back(builtin_task(name));
   for (const auto& file : options.task_files) tasks.push_back(load_task_yaml(file));
 
-  const at::Device device = parse_device(options.device);
-  const at::ScalarType dtype = parse_dtype(options.dtype);
+  const at::Device device = choose_device(options.device);
+  const at::ScalarType dtype = choose_dtype(options.dtype, device);
+  log_info("eval: model on ", device.str(), " in ", dtype_option_name(dtype));
   const TextCodec codec = TextCodec::load(options.model_dir);
   auto model = std::make_unique<Transformer>(load_model(options.model_dir, device, dtype));
   const auto eos_ids = eos_token_ids(options.model_dir, model->config(), codec);
@@ -42,8 +43,8 @@ nlohmann::json run_evaluation(const EvalRunOptions& options) {
                                {"num_fewshot", eval.num_fewshot < 0 ? nlohmann::json(nullptr) : nlohmann::json(eval.num_fewshot)},
                                {"limit", eval.limit < 0 ? nlohmann::json(nullptr) : nlohmann::json(eval.limit)},
                                {"data_dir", eval.data_dir},
-                               {"device", options.device},
-                               {"dtype", options.dtype},
+                               {"device", device.str()},  // resolved: what the numbers came from
+                               {"dtype", dtype_option_name(dtype)},
                                {"harness_semantics", "lm-evaluation-harness v0.4.0"}};
   nlohmann::json out = results_to_json(results, run_config);
 

@@ -23,8 +23,8 @@ struct EvalRunOptions {
   double beta = 0.1;
   int64_t max_length = 1024;            // held-out sequences
   int64_t max_prompt_length = 512;
-  std::string device = "cpu";  // cpu, cuda, cuda:N
-  std::string dtype = "fp32";   // fp32, bf16, fp16
+  std::string device = "auto";  // auto, cpu, cuda, cuda:N (model/device_choice.h)
+  std::string dtype = "auto";   // auto (bf16 on a GPU, fp32 on the CPU), fp32, bf16, fp16
   bool print_table = true;
 };
 

@@ -13,7 +13,7 @@
 #include "data/conversation.h"
 #include "generate/engine.h"
 #include "io/jsonl.h"
-#include "model/device_options.h"
+#include "model/device_choice.h"
 #include "model/hf_model.h"
 
 namespace spinlm {
@@ -190,7 +190,10 @@ std::vector<int64_t> eos_token_ids(const std::string& model_dir, const ModelConf
 }
 
 GenerateSummary generate_file(const GenerateOptions& options) {
-  Transformer model = load_model(options.model_dir, parse_device(options.device), parse_dtype(options.dtype));
+  const at::Device device = choose_device(options.device);
+  const at::ScalarType dtype = choose_dtype(options.dtype, device);
+  log_info("generate: model on ", device.str(), " in ", dtype_option_name(dtype));
+  Transformer model = load_model(options.model_dir, device, dtype);
   TextCodec codec = TextCodec::load(options.model_dir);
   return generate_file(model, codec, options);
 }

@@ -43,8 +43,8 @@ struct GenerateOptions {
   std::string model_dir;    // HF folder (model, tokenizer, generation_config.json)
   std::string input_path;   // conversation JSONL (any format of DESIGN.md section 4)
   std::string output_path;  // JSONL as above
-  std::string device = "cpu";  // cpu | cuda | cuda:N (model/device_options.h)
-  std::string dtype = "fp32";  // fp32 | bf16 | fp16
+  std::string device = "auto";  // auto | cpu | cuda | cuda:N (model/device_choice.h)
+  std::string dtype = "auto";   // auto (bf16 on a GPU, fp32 on the CPU) | fp32 | bf16 | fp16
   int64_t max_new_tokens = 256;
   SamplingOptions sampling;
   uint64_t seed = 42;
