@@ -4,6 +4,7 @@
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "model/device_choice.h"
 #include "pipeline/recipe.h"
 #include "pipeline/report.h"
 #include "pipeline/spin_loop.h"
@@ -16,6 +17,8 @@ struct RunCliOptions {
   std::string output;
   bool resume = false;
   bool validate_only = false;
+  std::string device = "auto";
+  std::string dtype = "auto";
 };
 
 CommandAction setup_run(CLI::App& app) {
@@ -24,6 +27,9 @@ CommandAction setup_run(CLI::App& app) {
   app.add_option("--output", o->output, "run folder (default: the recipe's output_dir)");
   app.add_flag("--resume", o->resume, "continue a killed run in the same folder");
   app.add_flag("--check", o->validate_only, "validate the recipe and exit");
+  app.add_option("--device", o->device, std::string(kDeviceHelp) + "; every model of the run (not part of the "
+                                        "recipe: --resume may continue on another device)");
+  app.add_option("--dtype", o->dtype, kTrainingDtypeHelp);
   return [o] {
     // The whole recipe is validated before anything is written.
     const Recipe recipe = load_recipe(o->config);
@@ -34,6 +40,8 @@ CommandAction setup_run(CLI::App& app) {
     RunOptions options;
     options.run_dir = o->output.empty() ? recipe.output_dir : o->output;
     options.resume = o->resume;
+    options.device = o->device;
+    options.dtype = o->dtype;
     const RunSummary summary = run_spin(recipe, options);
     std::printf("%s", format_summary_table(summary).c_str());
     if (!summary.stopped.empty()) std::printf("stopped early: %s\n", summary.stopped.c_str());

@@ -16,10 +16,12 @@
 #include "eval/task_yaml.h"
 #include "generate/generate_file.h"
 #include "io/jsonl.h"
+#include "model/device_choice.h"
 #include "model/hf_model.h"
 #include "pipeline/run_state.h"
 #include "train/sft_trainer.h"
 #include "train/spin_trainer.h"
+#include "train/train_device.h"
 
 namespace spinlm {
 namespace fs = std::filesystem;
@@ -68,6 +70,8 @@ nlohmann::json exact_match(const Transformer& model, const TextCodec& codec, con
                            const std::string& key, const std::string& generations_path, bool progress) {
   GenerateOptions g;
   g.model_dir = model_dir;
+  g.device = model.device().str();
+  g.dtype = dtype_option_name(model.dtype());
   g.input_path = split_path;
   g.output_path = generations_path;
   g.max_new_tokens = recipe.evaluation.max_new_tokens;
@@ -145,12 +149,12 @@ nlohmann::json heldout_nll(const Transformer& model, const ModelText& text, cons
 // What every evaluated model (SFT, iterations, control) reports: exact match on data.test,
 // and on data.heldout, held-out NLL, and the recipe's lm-eval tasks. generations_prefix +
 // "test_generations.jsonl" / "heldout_generations.jsonl" keep the greedy answers.
-nlohmann::json evaluate_model(const std::string& model_dir, const Recipe& recipe,
+nlohmann::json evaluate_model(const std::string& model_dir, const Recipe& recipe, const TrainDevice& placement,
                               const std::string& generations_prefix, bool progress) {
   nlohmann::json eval = nlohmann::json::object();
   const EvaluationSettings& ev = recipe.evaluation;
   if (!ev.exact_match && !ev.heldout_exact_match && !ev.heldout_nll && !ev.has_tasks()) return eval;
-  const Transformer model = load_model(model_dir);
+  const Transformer model = load_model(model_dir, placement.device, placement.dtype);
   const ModelText text = load_model_text(model_dir);
   check(text.codec != nullptr, model_dir, ": no tokenizer.json; evaluation needs the model's tokenizer");
   if (ev.exact_match)
@@ -167,7 +171,8 @@ nlohmann::json evaluate_model(const std::string& model_dir, const Recipe& recipe
 
 // Held-out reward accuracy of p_{t+1} against its opponent p_t on pairs p_t generated.
 nlohmann::json heldout_rewards(const std::string& opponent_dir, const std::string& model_dir,
-                               const std::string& pairs_path, const TrainSettings& settings) {
+                               const std::string& pairs_path, const TrainSettings& settings,
+                               const TrainDevice& placement) {
   HeldoutPairsOptions o;
   o.files = {pairs_path};
   o.truncation = {settings.max_length, settings.max_prompt_length};
@@ -177,10 +182,10 @@ nlohmann::json heldout_rewards(const std::string& opponent_dir, const std::strin
   const std::vector<TokenPair> pairs = load_heldout_pairs(*text.codec, text.eos_id, text.vocab_size, o);
   ReferenceLogprobs opponent;
   {
-    const Transformer p_t = load_model(opponent_dir);  // one model in memory at a time
+    const Transformer p_t = load_model(opponent_dir, placement.device, placement.dtype);  // one model at a time
     opponent = score_heldout_pairs(p_t, pairs, o);
   }
-  const Transformer p_next = load_model(model_dir);
+  const Transformer p_next = load_model(model_dir, placement.device, placement.dtype);
   const HeldoutPairsResult r = summarize_pair_rewards(score_heldout_pairs(p_next, pairs, o), opponent, o.beta);
   return {{"heldout_reward_accuracy", r.reward_accuracy},
           {"heldout_reward_accuracy_stderr", r.reward_accuracy_stderr},
@@ -219,10 +224,13 @@ std::string loggable(nlohmann::json eval) {
   return eval.dump();
 }
 
-GenerateOptions generation_options(const Recipe& recipe, const std::string& model_dir, const std::string& input,
-                                   const std::string& output, uint64_t seed, int64_t limit, bool progress) {
+GenerateOptions generation_options(const Recipe& recipe, const std::string& model_dir, const Transformer& model,
+                                   const std::string& input, const std::string& output, uint64_t seed, int64_t limit,
+                                   bool progress) {
   GenerateOptions g;
   g.model_dir = model_dir;
+  g.device = model.device().str();
+  g.dtype = dtype_option_name(model.dtype());
   g.input_path = input;
   g.output_path = output;
   g.max_new_tokens = recipe.generation.max_new_tokens;
@@ -240,9 +248,11 @@ GenerateOptions generation_options(const Recipe& recipe, const std::string& mode
 
 // The optimisation settings shared by the SPIN trainer and the control's SFT.
 TrainLoopOptions loop_options(const TrainSettings& s, const std::string& model_dir, const std::string& out,
-                              uint64_t seed) {
+                              uint64_t seed, const TrainDevice& placement) {
   TrainLoopOptions loop;
   loop.model_dir = model_dir;
+  loop.device = placement.device.str();
+  loop.dtype = dtype_option_name(placement.dtype);
   loop.output_dir = out;
   loop.learning_rate = s.learning_rate;
   loop.optimizer.kind = s.optim;
@@ -319,16 +329,18 @@ void check_inputs(const Recipe& recipe) {
 
 class SpinRun {
  public:
-  SpinRun(const Recipe& recipe, const RunOptions& options)
+  SpinRun(const Recipe& recipe, const RunOptions& options, const TrainDevice& placement)
       : recipe_(recipe),
         options_(options),
+        placement_(placement),
         state_(RunState::open(options.run_dir, recipe_to_json(recipe), options.resume)) {}
 
   RunSummary run() {
     if (options_.resume) remove_stale_temporaries(options_.run_dir);
     state_.log(options_.resume ? "resuming run in " + options_.run_dir : "starting run in " + options_.run_dir);
+    state_.log("models on " + placement_.device.str() + " in " + dtype_option_name(placement_.dtype));
     step("sft_eval", [&] {
-      write_json(dir("sft_eval.json"), evaluate_model(recipe_.model_name_or_path, recipe_, dir("sft_"),
+      write_json(dir("sft_eval.json"), evaluate_model(recipe_.model_name_or_path, recipe_, placement_, dir("sft_"),
                                                       options_.show_progress));
     });
     std::string model = recipe_.model_name_or_path, control_model = model;
@@ -378,20 +390,20 @@ class SpinRun {
     const std::string name = iter_name(t);
     step(name + "/generate", [&] {
       const uint64_t seed = recipe_.seed + uint64_t(t);
-      const Transformer p_t = load_model(model);
+      const Transformer p_t = load_model(model, placement_.device, placement_.dtype);
       const TextCodec codec = TextCodec::load(model);
-      generate_file(p_t, codec, generation_options(recipe_, model, recipe_.data.train, it + "/pairs.jsonl", seed,
+      generate_file(p_t, codec, generation_options(recipe_, model, p_t, recipe_.data.train, it + "/pairs.jsonl", seed,
                                                    limit_of(recipe_.data.max_train_samples), options_.show_progress));
       if (recipe_.evaluation.heldout_reward_accuracy)
-        generate_file(p_t, codec, generation_options(recipe_, model, recipe_.data.heldout, it + "/heldout_pairs.jsonl",
-                                                     seed + 100000, limit_of(recipe_.data.max_heldout_samples),
-                                                     options_.show_progress));
+        generate_file(p_t, codec, generation_options(recipe_, model, p_t, recipe_.data.heldout,
+                                                     it + "/heldout_pairs.jsonl", seed + 100000,
+                                                     limit_of(recipe_.data.max_heldout_samples), options_.show_progress));
       const nlohmann::json quality = sample_quality(recipe_.data.train, it + "/pairs.jsonl");
       if (!quality.is_null()) write_json(it + "/samples.json", quality);
     });
     step(name + "/train", [&] {
       SpinTrainOptions o;
-      o.loop = loop_options(s, model, it + "/model", recipe_.seed + uint64_t(t));
+      o.loop = loop_options(s, model, it + "/model", recipe_.seed + uint64_t(t), placement_);
       if (s.mix_previous && t > 0) o.data_files.push_back(dir(iter_name(t - 1) + "/pairs.jsonl"));
       o.data_files.push_back(it + "/pairs.jsonl");
       o.loss = s.loss;
@@ -403,9 +415,9 @@ class SpinRun {
     });
     if (!recipe_.checkpoints.keep) remove_checkpoints(it + "/model");
     step(name + "/eval", [&] {
-      nlohmann::json eval = evaluate_model(it + "/model", recipe_, it + "/", options_.show_progress);
+      nlohmann::json eval = evaluate_model(it + "/model", recipe_, placement_, it + "/", options_.show_progress);
       if (recipe_.evaluation.heldout_reward_accuracy)
-        eval.update(heldout_rewards(model, it + "/model", it + "/heldout_pairs.jsonl", s));
+        eval.update(heldout_rewards(model, it + "/model", it + "/heldout_pairs.jsonl", s, placement_));
       write_json(it + "/eval.json", eval);
       state_.log(name + " eval: " + loggable(eval));
     });
@@ -428,7 +440,7 @@ class SpinRun {
       }
       write_jsonl_atomic(data, rows);
       SftTrainOptions o;
-      o.loop = loop_options(s, model, it + "/model", recipe_.seed + uint64_t(t));
+      o.loop = loop_options(s, model, it + "/model", recipe_.seed + uint64_t(t), placement_);
       o.data_files = {data};
       if (s.mix_previous && t > 0) o.data_files.push_back(data);
       o.max_length = s.max_length;
@@ -437,8 +449,7 @@ class SpinRun {
     });
     if (!recipe_.checkpoints.keep) remove_checkpoints(it + "/model");
     step(name + "/eval", [&] {
-      const nlohmann::json eval =
-          evaluate_model(it + "/model", recipe_, it + "/", options_.show_progress);
+      const nlohmann::json eval = evaluate_model(it + "/model", recipe_, placement_, it + "/", options_.show_progress);
       write_json(it + "/eval.json", eval);
       state_.log(name + " eval: " + loggable(eval));
     });
@@ -483,6 +494,7 @@ class SpinRun {
 
   const Recipe& recipe_;
   RunOptions options_;
+  TrainDevice placement_;  // every model of the run: device and dtype
   RunState state_;
 };
 
@@ -491,7 +503,13 @@ class SpinRun {
 RunSummary run_spin(const Recipe& recipe, const RunOptions& options) {
   check(!options.run_dir.empty(), "no output folder: give --output or output_dir in the recipe");
   check_inputs(recipe);
-  SpinRun run(recipe, options);
+  // --device/--dtype resolved once, and checked as training will check them (fp16 refused),
+  // before the run folder is written.
+  TrainLoopOptions device_options;
+  device_options.device = options.device;
+  device_options.dtype = options.dtype;
+  const TrainDevice placement = resolve_train_device(device_options);
+  SpinRun run(recipe, options, placement);
   return run.run();
 }
 

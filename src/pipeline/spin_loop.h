@@ -31,6 +31,12 @@ struct RunOptions {
   std::string run_dir;
   bool resume = false;
   bool show_progress = true;
+  // Every model the run loads, generates with, trains and evaluates: "auto" (the local rank's
+  // GPU when there is one, else cpu; model/device_choice.h), cpu, cuda, cuda:N; dtype "auto"
+  // (bf16 on a GPU, fp32 on cpu), fp32 or bf16. Not part of the recipe: a run may resume on
+  // another device.
+  std::string device = "auto";
+  std::string dtype = "auto";
 };
 
 // One evaluated model of a run, for tables.
