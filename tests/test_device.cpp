@@ -370,3 +370,18 @@ TEST(Bf16, SpinTrainingRunsAndResumes) {
     EXPECT_TRUE(at::equal(a.tensor(name, at::kBFloat16), b.tensor(name, at::kBFloat16))) << name;
   }
 }
+
+// `spinlm version` says what this build can do on a GPU. CUDA graphs are compiled in only
+// against a libtorch with CUDA libraries (CMakeLists.txt), never against Debian's CPU one,
+// which ships the CUDA headers but not the libraries.
+TEST(DeviceVersion, ReportsGpuCapabilitiesOfThisBuild) {
+  auto result = testkit::run_spinlm("version");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  if (!at::hasCUDA()) {
+    EXPECT_NE(result.output.find("cuda devices 0\n"), std::string::npos) << result.output;
+    EXPECT_NE(result.output.find("cuda graphs no\n"), std::string::npos) << result.output;
+  } else {
+    EXPECT_EQ(result.output.find("cuda devices 0\n"), std::string::npos) << result.output;
+  }
+  EXPECT_NE(result.output.find("fused attention (sdpa) "), std::string::npos) << result.output;
+}

@@ -222,6 +222,9 @@ TEST(Engine, DeviceLoopDrawsWhatTheHostLoopDraws) {
     EXPECT_LE(engine.stats().decode_windows, engine.stats().decode_forwards);
     EXPECT_FALSE(engine.stats().cuda_graph);  // CPU: never a graph
   }
+  options.steps_per_sync = 0;
+  EXPECT_NE(error_of([&] { GenerationEngine bad(model, options); }).find("--steps-per-sync must be >= 1"),
+            std::string::npos);
   // Greedy through the device loop is argmax of full forward passes.
   options.sampling = SamplingOptions();
   options.sampling.greedy = true;

@@ -16,6 +16,7 @@ CommandAction setup_generate(CLI::App& app) {
   auto options = std::make_shared<GenerateOptions>();
   auto shard = std::make_shared<std::string>("0/1");
   auto progress_off = std::make_shared<bool>(false);
+  auto graphs_off = std::make_shared<bool>(false);
   GenerateOptions& o = *options;
   app.add_option("--model", o.model_dir, "HuggingFace model folder")->required();
   app.add_option("--input", o.input_path,
@@ -46,8 +47,13 @@ CommandAction setup_generate(CLI::App& app) {
   app.add_flag("--skip-bad", o.skip_bad, "skip bad rows with a warning instead of stopping");
   app.add_option("--device", o.device, kDeviceHelp);
   app.add_option("--dtype", o.dtype, kInferenceDtypeHelp);
+  app.add_option("--steps-per-sync", o.steps_per_sync,
+                 "GPU: tokens every row decodes on the device between reads of the sampled tokens")
+      ->capture_default_str();
+  app.add_flag("--no-cuda-graphs", *graphs_off, "GPU: launch the decoding step kernel by kernel, not as a CUDA graph");
   app.add_flag("--no-progress", *progress_off, "no progress bar");
-  return [options, shard, progress_off] {
+  return [options, shard, progress_off, graphs_off] {
+    options->cuda_graphs = !*graphs_off;
     std::tie(options->shard_index, options->shard_count) = parse_shard(*shard);
     options->show_progress = !*progress_off;
     // A bad --device/--dtype fails here, before any work; "auto" and a bare "cuda" become
@@ -60,7 +66,10 @@ CommandAction setup_generate(CLI::App& app) {
     GenerateSummary summary = dist ? generate_file_distributed(*options, *dist) : generate_file(*options);
     log_info("generate: ", summary.rows_generated, " rows generated, ", summary.rows_resumed,
              " resumed, ", summary.rows_skipped, " skipped; ", summary.new_tokens, " new tokens in ",
-             summary.seconds, " s -> ", options->output_path);
+             summary.seconds, " s -> ", options->output_path,
+             summary.decode_windows > 0 ? "; device loop: " + std::to_string(summary.decode_windows) +
+                                              " token reads, cuda graph " + (summary.cuda_graph ? "yes" : "no")
+                                        : std::string());
     if (summary.rows_skipped > 0) {
       log_warning(summary.rows_skipped, " bad rows skipped (--skip-bad); they are absent from ",
                   options->output_path);

@@ -214,6 +214,8 @@ GenerateSummary generate_file(const Transformer& model, const TextCodec& codec,
   engine_options.max_new_tokens = options.max_new_tokens;
   engine_options.batch_size = options.batch_size;
   engine_options.max_batch_tokens = options.max_batch_tokens;
+  engine_options.steps_per_sync = options.steps_per_sync;
+  engine_options.cuda_graphs = options.cuda_graphs;
   engine_options.eos_ids = eos_token_ids(options.model_dir, model.config(), codec);
   engine_options.stop_strings = StopStrings(options.stop);
   engine_options.decode = [&codec](const std::vector<int64_t>& ids) {
@@ -258,6 +260,8 @@ GenerateSummary generate_file(const Transformer& model, const TextCodec& codec,
     }
   });
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  summary.decode_windows = engine.stats().decode_windows;
+  summary.cuda_graph = engine.stats().cuda_graph;
   if (progress) progress->finish(rate_text(summary.new_tokens, summary.seconds));
 
   // Every row is in the partial file (in completion order); write them in input order.

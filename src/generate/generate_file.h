@@ -58,6 +58,9 @@ struct GenerateOptions {
   int64_t shard_count = 1;
   bool skip_bad = false;  // bad rows: warn, count and leave out, instead of an Error
   bool show_progress = true;
+  // The device decoding loop on a GPU (EngineOptions::steps_per_sync, cuda_graphs).
+  int64_t steps_per_sync = 16;
+  bool cuda_graphs = true;
 };
 
 struct GenerateSummary {
@@ -67,6 +70,8 @@ struct GenerateSummary {
   int64_t rows_skipped = 0;    // bad rows left out (--skip-bad)
   int64_t new_tokens = 0;      // tokens sampled now
   double seconds = 0;
+  int64_t decode_windows = 0;  // device decoding loop: host reads of sampled tokens (0: host loop)
+  bool cuda_graph = false;     // the decoding step ran as a CUDA graph
 };
 
 // Loads the model (on options.device in options.dtype) and tokenizer from options.model_dir and runs the job.
