@@ -7,9 +7,10 @@ row (256; transformers gets min_new_tokens = max_new_tokens, spinlm's rows may s
 so each side's rate counts the tokens it actually produced), batch of 64, sampling at
 temperature 1, bf16 on the GPU. Rates exclude model loading. Goal: spinlm >= 10x.
 
-spinlm runs twice: as users get it (device decoding loop, step replayed as a CUDA graph) and
-with --no-cuda-graphs (the same loop launched kernel by kernel), so a graph that fails to
-capture, or gains nothing, shows. Both runs draw from the same counter-based uniforms: the
+spinlm runs three times: as users get it (device decoding loop, step replayed as a CUDA graph,
+16 steps per read of the tokens), with --no-cuda-graphs (the same loop launched kernel by
+kernel), so a graph that fails to capture, or gains nothing, shows, and with
+--steps-per-sync 4. Both runs draw from the same counter-based uniforms: the
 share of rows whose tokens agree between them is recorded (bf16 kernels are deterministic
 for a fixed shape, so it should be 1 unless capture changed the computation).
 
@@ -122,6 +123,11 @@ def main():
     if eager_rows is not None:
         same = sum(a["generated_ids"] == b["generated_ids"] for a, b in zip(rows, eager_rows))
         result["rows_equal_with_and_without_graphs"] = same / max(len(rows), 1)
+    # Shorter windows (more reads of the sampled tokens, fewer wasted steps after a row ends):
+    # informs the --steps-per-sync default (16).
+    short_out = os.path.join(work, "generated-window4.jsonl")
+    result["spinlm_steps_per_sync_4"], _ = spinlm_rate(short_out, ["--steps-per-sync", "4"],
+                                                       "generate.spinlm-window4.log", args.timeout / 3)
     if smoke:
         result["transformers"] = "skipped (--cpu-smoke)"
     else:

@@ -44,6 +44,10 @@ def main():
                          f"--no-cuda-graphs: {fmt(eager.get('tokens_per_s'), '.0f')} tok/s; rows equal between the two: "
                          f"{fmt(gen.get('rows_equal_with_and_without_graphs'), '.0%')}"
                          + (f" ERROR {eager.get('error')[-300:]}" if 'error' in eager else ""))
+        short = gen.get("spinlm_steps_per_sync_4")
+        if isinstance(short, dict):
+            lines.append(f"generation, --steps-per-sync 4: {fmt(short.get('tokens_per_s'), '.0f')} tok/s"
+                         + (f" ERROR {short.get('error')[-300:]}" if 'error' in short else ""))
         else:
             lines.append(f"generation: spinlm {fmt(s.get('tokens_per_s'), '.1f')} tok/s ({t})"
                          + (f" ERROR {s.get('error') or gen.get('error')}" if 'error' in s or 'error' in gen else ""))
