@@ -3,6 +3,7 @@
 # tool's 10-minute command limit: builds spinlm when build-cuda/spinlm is missing
 # (scripts/device-build.sh), then
 #   1. log-probs: spinlm (GPU fp32 and bf16) vs transformers fp32          bench/gpu_logprobs.py
+#      decoding on the GPU: CPU vs GPU greedy, graphs vs no graphs         bench/gpu_decode.py
 #   2. generation throughput: spinlm vs transformers' generate, 1.1B bf16  bench/gpu_generate.py
 #   3. SPIN step MFU, TinyLlama-1.1B shape, 1024-token pairs               bench/gpu_spin_step.py
 #   4. SPIN step, Mistral-7B shape, gradient checkpointing, peak memory    bench/gpu_spin_step.py
@@ -76,6 +77,7 @@ check() {
 }
 
 check logprobs 60 15 gpu_logprobs.py "${smoke[@]}"
+check decode 60 5 gpu_decode.py "${smoke[@]}"
 check generate 110 45 gpu_generate.py "${smoke[@]}"
 if [ ${#smoke[@]} -gt 0 ]; then
   check spin_step_tiny 60 15 gpu_spin_step.py "${smoke[@]}"

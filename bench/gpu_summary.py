@@ -30,6 +30,16 @@ def main():
                      + (f" ERROR {f32.get('error') or b16.get('error')}" if 'error' in f32 or 'error' in b16 else ""))
     else:
         lines.append("log-probs: no result")
+    dec = load(out, "decode")
+    if dec:
+        lines.append(f"decoding on the device ({dec.get('prompts')} prompts x {dec.get('max_new_tokens')} tokens, fp32): "
+                     f"greedy rows equal CPU vs GPU {fmt(dec.get('greedy_rows_equal_cpu_gpu'), '.0%')}; sampled rows "
+                     f"equal with/without CUDA graphs {fmt(dec.get('sampled_rows_equal_graphs_no_graphs'), '.0%')}, "
+                     f"16 vs 1 steps per sync {fmt(dec.get('sampled_rows_equal_window_16_1'), '.0%')} "
+                     f"(pass: {dec.get('pass')}; graph run: {dec.get('sampled_graphs')})"
+                     + (f" ERROR {dec.get('error')}" if 'error' in dec else ""))
+    else:
+        lines.append("decoding on the device: no result")
     gen = load(out, "generate")
     if gen:
         s, t = gen.get("spinlm", {}), gen.get("transformers", {})
