@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <tuple>
 #include <set>
 #include <thread>
 
@@ -207,15 +208,20 @@ TEST(Engine, DeviceLoopDrawsWhatTheHostLoopDraws) {
   options.device_loop = EngineOptions::DeviceLoop::kOff;
   auto expected = run_engine(model, options, requests);
   options.device_loop = EngineOptions::DeviceLoop::kOn;
-  for (auto [batch, steps] : {std::pair<int64_t, int64_t>{1, 1}, {3, 4}, {8, 16}, {16, 5}, {4, 64}}) {
+  // Key buckets of 8 positions: windows read 8, 16, ... keys as rows grow (the default 128
+  // covers these short rows in one bucket); 1000: always the whole cache.
+  for (auto [batch, steps, bucket] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 8}, {3, 4, 8}, {8, 16, 8},
+                                      {16, 5, 128}, {4, 64, 1000}, {5, 3, 1}}) {
     options.batch_size = batch;
     options.steps_per_sync = steps;
+    options.decode_key_bucket = bucket;
     GenerationEngine engine(model, options);
     std::map<int64_t, GenerationResult> results;
     engine.generate(requests, [&](GenerationResult&& result) { results[result.row] = std::move(result); });
     ASSERT_EQ(results.size(), requests.size());
     for (auto& [row, result] : expected) {
-      EXPECT_EQ(results.at(row).ids, result.ids) << "row " << row << ", batch " << batch << ", steps " << steps;
+      EXPECT_EQ(results.at(row).ids, result.ids)
+          << "row " << row << ", batch " << batch << ", steps " << steps << ", key bucket " << bucket;
       EXPECT_EQ(results.at(row).finish_reason, result.finish_reason) << "row " << row;
     }
     EXPECT_GT(engine.stats().decode_windows, 0);

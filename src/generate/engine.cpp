@@ -59,6 +59,7 @@ GenerationEngine::GenerationEngine(const Transformer& model, EngineOptions optio
                                                 : model_.config().max_position_embeddings;
   check(context_length_ > 0, "the model's context length is unknown (max_position_embeddings)");
   check(options_.steps_per_sync >= 1, "--steps-per-sync must be >= 1, got ", options_.steps_per_sync);
+  check(options_.decode_key_bucket >= 1, "decode_key_bucket must be >= 1, got ", options_.decode_key_bucket);
 }
 
 bool GenerationEngine::uses_device_loop() const {
@@ -102,7 +103,8 @@ void GenerationEngine::generate(const std::vector<GenerationRequest>& requests,
   for (int64_t s = 0; s < num_slots; ++s) slots[s] = Slot::empty(s);
   std::unique_ptr<SlotDecoder> decoder;
   if (uses_device_loop()) {
-    decoder = std::make_unique<SlotDecoder>(model_, cache, options_.sampling, options_.cuda_graphs);
+    decoder = std::make_unique<SlotDecoder>(model_, cache, options_.sampling, options_.cuda_graphs,
+                                            options_.decode_key_bucket);
   }
 
   int64_t next = 0;
@@ -137,6 +139,7 @@ void GenerationEngine::generate(const std::vector<GenerationRequest>& requests,
     if (decoder) {
       decode_window(slots, cache, *decoder);
       stats_.cuda_graph = decoder->graph_captured();
+      stats_.cuda_graphs = decoder->graphs_captured();
     } else {
       decode_step(slots, cache);
     }

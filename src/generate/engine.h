@@ -66,6 +66,8 @@ struct EngineOptions {
   DeviceLoop device_loop = DeviceLoop::kAuto;
   int64_t steps_per_sync = 16;
   bool cuda_graphs = true;
+  // Device loop: keys are read up to a multiple of this many positions (SlotDecoder).
+  int64_t decode_key_bucket = 128;
 };
 
 struct EngineStats {
@@ -77,6 +79,7 @@ struct EngineStats {
   double decode_seconds = 0;
   int64_t decode_windows = 0;     // device loop: host reads of the sampled tokens
   bool cuda_graph = false;        // device loop: the step ran as a CUDA graph
+  int64_t cuda_graphs = 0;        // device loop: graphs captured (one per key-length bucket)
 };
 
 class GenerationEngine {

@@ -8,8 +8,16 @@
 //
 // Free or finished slots step too (their keys go to their own slot, which is reset before it
 // takes a new prompt); positions past the cache's end are clamped onto its last position.
+//
+// Keys are read only up to a bucket (a multiple of key_bucket positions) that covers every
+// position the window's live rows take, not over the whole cache: with long prompts the
+// cache can be as large as the weights, and reading all of it every step would nearly double
+// a step. A graph is captured per bucket the call reaches (a handful: prompt + answer
+// lengths / key_bucket).
 #pragma once
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <vector>
 
 #include "generate/cuda_graph.h"
@@ -23,7 +31,8 @@ class SlotDecoder {
  public:
   // use_cuda_graph: capture the step on the first run() when the model is on a CUDA device
   // and this build has CUDA graphs; a failed capture logs a warning and runs eagerly.
-  SlotDecoder(const Transformer& model, KVCache& cache, SamplingOptions sampling, bool use_cuda_graph);
+  SlotDecoder(const Transformer& model, KVCache& cache, SamplingOptions sampling, bool use_cuda_graph,
+              int64_t key_bucket = 128);
 
   // last_tokens[s], positions[s]: slot s's input token and its position (S entries each);
   // uniforms [K, S] fp64 on the CPU: the random number of slot s at step k. Returns the
@@ -32,8 +41,12 @@ class SlotDecoder {
   at::Tensor run(const std::vector<int64_t>& last_tokens, const std::vector<int64_t>& positions,
                  const at::Tensor& uniforms);
 
-  bool graph_captured() const { return graph_.captured(); }
+  // True once a step ran as a CUDA graph; graphs_captured(): one per key bucket used.
+  bool graph_captured() const { return !graphs_.empty(); }
+  int64_t graphs_captured() const { return static_cast<int64_t>(graphs_.size()); }
   int64_t steps() const { return steps_; }
+  // The key length of the last window's steps (a multiple of key_bucket, or max_tokens).
+  int64_t key_length() const { return key_length_; }
 
  private:
   // One step on the static buffers: input_ids_, positions_, uniform_ -> output_;
@@ -45,12 +58,14 @@ class SlotDecoder {
   SamplingOptions sampling_;
   bool try_graph_;
   int64_t slots_;
+  int64_t key_bucket_;
+  int64_t key_length_ = 0;  // keys the step reads (fixed inside a captured graph)
   int64_t steps_ = 0;
   at::Tensor input_ids_;  // [S, 1] int64
   at::Tensor positions_;  // [S] int64
   at::Tensor uniform_;    // [S] fp64
   at::Tensor output_;     // [S] int64
-  CudaGraph graph_;
+  std::map<int64_t, std::unique_ptr<CudaGraph>> graphs_;  // key length -> its captured step
 };
 
 }  // namespace spinlm

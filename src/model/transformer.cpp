@@ -46,7 +46,7 @@ struct Transformer::CacheWrite {
   int64_t first_slot = -1;  // >= 0 when slots are first_slot, first_slot+1, ... (no gather)
   int64_t key_length = 0;   // S: keys read per row (max over rows of the length after writing)
   // forward_decode_slots: row s writes its one token at (slot s, write_positions[s]) and
-  // reads the whole cache; the fields above are unused then.
+  // reads the cache's first key_length positions; the other fields above are unused then.
   at::Tensor write_positions;  // [S] int64 on the device
 };
 
@@ -302,8 +302,8 @@ at::Tensor Transformer::layer_forward(const Layer& layer, const at::Tensor& x, c
     at::Tensor index = cache->write_positions.view({B, 1, 1, 1}).expand({B, Hkv, 1, D});
     key_store.scatter_(2, index, k.transpose(1, 2));
     value_store.scatter_(2, index, v.transpose(1, 2));
-    keys = key_store;
-    values = value_store;
+    keys = key_store.narrow(2, 0, cache->key_length);
+    values = value_store.narrow(2, 0, cache->key_length);
   } else {
     // Store the real tokens' keys/values at (slot, position), then read the rows' slots.
     at::Tensor& key_store = cache->cache->keys(cache->layer);      // [slots, Hkv, max_tokens, D]
@@ -452,7 +452,7 @@ at::Tensor Transformer::forward_cached(const at::Tensor& input_ids, const std::v
 }
 
 at::Tensor Transformer::forward_decode_slots(const at::Tensor& input_ids, const at::Tensor& positions,
-                                             KVCache& cache) const {
+                                             KVCache& cache, int64_t key_length) const {
   at::NoGradGuard no_grad;
   const int64_t S = cache.num_slots();
   check(input_ids.dim() == 2 && input_ids.size(0) == S && input_ids.size(1) == 1 && positions.dim() == 1 &&
@@ -460,11 +460,15 @@ at::Tensor Transformer::forward_decode_slots(const at::Tensor& input_ids, const 
         "forward_decode_slots: input_ids must be [S, 1] and positions [S], S = the cache's ", S, " slots");
   check(input_ids.device().type() == device_.type() && positions.device().type() == device_.type(),
         "forward_decode_slots: input_ids and positions must be on the model's device");
+  check(key_length >= 0 && key_length <= cache.max_tokens(), "forward_decode_slots: key_length ", key_length,
+        " outside [0, ", cache.max_tokens(), "]");
+  if (key_length == 0) key_length = cache.max_tokens();
   CacheWrite write;
   write.cache = &cache;
+  write.key_length = key_length;
   write.write_positions = positions.clamp(0, cache.max_tokens() - 1);  // [S]
   at::Tensor position_grid = write.write_positions.unsqueeze(1);       // [S, 1]
-  at::Tensor key_positions = at::arange(cache.max_tokens(), positions.options());  // [K]
+  at::Tensor key_positions = at::arange(key_length, positions.options());  // [K]
   at::Tensor allowed = key_positions.view({1, 1, -1}) <= position_grid.unsqueeze(-1);  // [S, 1, K]
   if (config_.sliding_window > 0) {
     allowed = allowed & (position_grid.unsqueeze(-1) - key_positions.view({1, 1, -1}) < config_.sliding_window);

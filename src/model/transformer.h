@@ -51,10 +51,12 @@ class Transformer {
   // positions [S] int64, both on the model's device (S = cache.num_slots()). Slot s's token
   // takes position positions[s] (clamped to the cache's last position; a free slot's step is
   // harmless garbage) and attends to its slot's keys 0..positions[s]; keys are read over the
-  // whole cache (max_tokens wide, masked). Writes the keys/values but NOT the cache's
-  // host-side lengths: the caller tracks them. No host synchronisation and no host-to-device
-  // copy. Returns hidden states [S, 1, C]. Runs without autograd.
-  at::Tensor forward_decode_slots(const at::Tensor& input_ids, const at::Tensor& positions, KVCache& cache) const;
+  // cache's first key_length positions (0: all max_tokens; masked), so every position a live
+  // slot takes must be < key_length. Writes the keys/values but NOT the cache's host-side
+  // lengths: the caller tracks them. No host synchronisation and no host-to-device copy.
+  // Returns hidden states [S, 1, C]. Runs without autograd.
+  at::Tensor forward_decode_slots(const at::Tensor& input_ids, const at::Tensor& positions, KVCache& cache,
+                                  int64_t key_length = 0) const;
 
   // LM head: [..., C] -> [..., V] logits in fp32.
   at::Tensor logits(const at::Tensor& hidden) const;
