@@ -81,7 +81,9 @@ std::pair<at::Tensor, at::Tensor> sort_rows_ascending(const at::Tensor& scores) 
   float* out_values = values.data_ptr<float>();
   int64_t* out_indices = indices.data_ptr<int64_t>();
   parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
-    std::vector<Entry> a, b;
+    // Kept per thread across calls: fresh 1-2 MB buffers each step would be new pages the
+    // kernel has to fault in and zero every time.
+    thread_local std::vector<Entry> a, b;
     for (int64_t r = begin; r < end; ++r) {
       sort_row(in + r * vocab, vocab, out_values + r * vocab, out_indices + r * vocab, a, b);
     }
