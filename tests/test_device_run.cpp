@@ -290,6 +290,16 @@ TEST(DeviceRun, BadDeviceOrDtypeFailsBeforeTheRunFolderIsWritten) {
     EXPECT_NE(r.exit_code, 0) << cases[i].args;
     EXPECT_NE(r.output.find(cases[i].message), std::string::npos) << r.output;
     EXPECT_FALSE(fs::exists(out)) << cases[i].args;
+    // `run --check` resolves them the same way.
+    const auto checked = run(out, cases[i].args + " --check");
+    EXPECT_NE(checked.exit_code, 0) << cases[i].args;
+    EXPECT_NE(checked.output.find(cases[i].message), std::string::npos) << checked.output;
+  }
+  if (!at::hasCUDA()) {
+    const auto valid = run(dir + "/checked", " --check --dtype bf16");
+    EXPECT_EQ(valid.exit_code, 0) << valid.output;
+    EXPECT_NE(valid.output.find("models on cpu in bf16"), std::string::npos) << valid.output;
+    EXPECT_FALSE(fs::exists(dir + "/checked"));
   }
 }
 

@@ -8,6 +8,7 @@
 #include "pipeline/recipe.h"
 #include "pipeline/report.h"
 #include "pipeline/spin_loop.h"
+#include "train/train_device.h"
 
 namespace spinlm {
 namespace {
@@ -26,7 +27,7 @@ CommandAction setup_run(CLI::App& app) {
   app.add_option("--config", o->config, "recipe YAML (see examples/)")->required();
   app.add_option("--output", o->output, "run folder (default: the recipe's output_dir)");
   app.add_flag("--resume", o->resume, "continue a killed run in the same folder");
-  app.add_flag("--check", o->validate_only, "validate the recipe and exit");
+  app.add_flag("--check", o->validate_only, "validate the recipe (and --device/--dtype) and exit");
   app.add_option("--device", o->device, std::string(kDeviceHelp) + "; every model of the run (not part of the "
                                         "recipe: --resume may continue on another device)");
   app.add_option("--dtype", o->dtype, kTrainingDtypeHelp);
@@ -34,7 +35,13 @@ CommandAction setup_run(CLI::App& app) {
     // The whole recipe is validated before anything is written.
     const Recipe recipe = load_recipe(o->config);
     if (o->validate_only) {
-      std::printf("%s: valid recipe, %zu iterations\n", o->config.c_str(), recipe.iterations.size());
+      // The same resolution run_spin does first: a bad --device/--dtype fails the check too.
+      TrainLoopOptions placement;
+      placement.device = o->device;
+      placement.dtype = o->dtype;
+      const TrainDevice device = resolve_train_device(placement);
+      std::printf("%s: valid recipe, %zu iterations; models on %s in %s\n", o->config.c_str(),
+                  recipe.iterations.size(), device.device.str().c_str(), dtype_option_name(device.dtype).c_str());
       return;
     }
     RunOptions options;
