@@ -48,19 +48,20 @@ def main():
                          f"tokens): spinlm {fmt(s.get('tokens_per_s'), '.0f')} tok/s, transformers "
                          f"{fmt(t.get('tokens_per_s'), '.0f')} tok/s, {fmt(gen.get('speedup'), '.1f')}x (goal 10x)"
                          + (f" ERROR {s.get('error')}" if 'error' in s else ""))
-        eager = gen.get("spinlm_no_cuda_graphs")
-        if isinstance(eager, dict):
-            lines.append(f"generation, CUDA graph {s.get('cuda_graph')}: {fmt(s.get('tokens_per_s'), '.0f')} tok/s; "
-                         f"--no-cuda-graphs: {fmt(eager.get('tokens_per_s'), '.0f')} tok/s; rows equal between the two: "
-                         f"{fmt(gen.get('rows_equal_with_and_without_graphs'), '.0%')}"
-                         + (f" ERROR {eager.get('error')[-300:]}" if 'error' in eager else ""))
-        short = gen.get("spinlm_steps_per_sync_4")
-        if isinstance(short, dict):
-            lines.append(f"generation, --steps-per-sync 4: {fmt(short.get('tokens_per_s'), '.0f')} tok/s"
-                         + (f" ERROR {short.get('error')[-300:]}" if 'error' in short else ""))
         else:
             lines.append(f"generation: spinlm {fmt(s.get('tokens_per_s'), '.1f')} tok/s ({t})"
                          + (f" ERROR {s.get('error') or gen.get('error')}" if 'error' in s or 'error' in gen else ""))
+        # The other spinlm runs of the same check, each against the users' default above.
+        variants = [("spinlm_no_cuda_graphs", "--no-cuda-graphs", f"; rows equal to the default run: "
+                     f"{fmt(gen.get('rows_equal_with_and_without_graphs'), '.0%')}"),
+                    ("spinlm_steps_per_sync_4", "--steps-per-sync 4", "")]
+        for key, option, extra in variants:
+            run = gen.get(key)
+            if isinstance(run, dict):
+                lines.append(f"generation, default (CUDA graph {s.get('cuda_graph')}) "
+                             f"{fmt(s.get('tokens_per_s'), '.0f')} tok/s; {option}: "
+                             f"{fmt(run.get('tokens_per_s'), '.0f')} tok/s{extra}"
+                             + (f" ERROR {run.get('error')[-300:]}" if 'error' in run else ""))
     else:
         lines.append("generation: no result")
     for name in ("spin_step_1b", "spin_step_mistral-7b", "spin_step_tiny"):

@@ -43,7 +43,8 @@ TEST(GpuScripts, CpuSmokeRunsEveryCheck) {
   const json step = read_json(out + "/spin_step_tiny.json");
   EXPECT_GT(step["tokens_per_s"].get<double>(), 0) << step.dump();
   const std::string summary = read_file(out + "/summary.md");
-  for (const char* line : {"log-probs vs", "decoding on the device", "generation, CUDA graph", "SPIN step tiny"}) {
+  for (const char* line : {"log-probs vs", "decoding on the device", "generation: spinlm", "; --no-cuda-graphs: ",
+                            "; --steps-per-sync 4: ", "SPIN step tiny"}) {
     EXPECT_NE(summary.find(line), std::string::npos) << line << "\n" << summary;
   }
 }
