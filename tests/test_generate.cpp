@@ -159,17 +159,23 @@ TEST(Engine, GreedyEqualsArgmaxOfFullForwardPasses) {
   }
 }
 
-TEST(Engine, SamplesDoNotDependOnBatchShapeOrFinishOrder) {
-  Transformer model = tiny_model();
-  std::vector<GenerationRequest> requests = tiny_requests();
+// Sampling with every filter on, 24 new tokens, two EOS ids so rows end at different steps.
+EngineOptions filtered_sampling(uint64_t seed, int64_t batch_size) {
   EngineOptions options;
   options.sampling.temperature = 0.9;
   options.sampling.top_p = 0.95;
   options.sampling.min_p = 0.01;
-  options.seed = 2024;
+  options.seed = seed;
   options.max_new_tokens = 24;
-  options.eos_ids = {5, 40};  // rows end at different steps
-  options.batch_size = 1;
+  options.eos_ids = {5, 40};
+  options.batch_size = batch_size;
+  return options;
+}
+
+TEST(Engine, SamplesDoNotDependOnBatchShapeOrFinishOrder) {
+  Transformer model = tiny_model();
+  std::vector<GenerationRequest> requests = tiny_requests();
+  EngineOptions options = filtered_sampling(2024, 1);
   auto expected = run_engine(model, options, requests);
   std::set<size_t> lengths;
   for (auto& [row, result] : expected) lengths.insert(result.ids.size());
@@ -197,14 +203,7 @@ TEST(Engine, SamplesDoNotDependOnBatchShapeOrFinishOrder) {
 TEST(Engine, DeviceLoopDrawsWhatTheHostLoopDraws) {
   Transformer model = tiny_model();
   std::vector<GenerationRequest> requests = tiny_requests();
-  EngineOptions options;
-  options.sampling.temperature = 0.9;
-  options.sampling.top_p = 0.95;
-  options.sampling.min_p = 0.01;
-  options.seed = 99;
-  options.max_new_tokens = 24;
-  options.eos_ids = {5, 40};
-  options.batch_size = 4;
+  EngineOptions options = filtered_sampling(99, 4);
   options.device_loop = EngineOptions::DeviceLoop::kOff;
   auto expected = run_engine(model, options, requests);
   options.device_loop = EngineOptions::DeviceLoop::kOn;
