@@ -35,16 +35,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int64_t kVocab = 40;
-constexpr int64_t kEos = 2;
+constexpr int64_t kVocab = testkit::kTinyVocab;
+constexpr int64_t kEos = testkit::kTinyEos;
 
 ModelConfig tiny_config(int64_t hidden = 32, int64_t layers = 2) {
-  json config = {{"model_type", "llama"},       {"vocab_size", kVocab},      {"hidden_size", hidden},
-                 {"intermediate_size", 48},     {"num_hidden_layers", layers}, {"num_attention_heads", 4},
-                 {"num_key_value_heads", 2},    {"rms_norm_eps", 1e-5},      {"rope_theta", 10000.0},
-                 {"bos_token_id", 1},           {"eos_token_id", kEos},      {"tie_word_embeddings", false},
-                 {"max_position_embeddings", 4096}};
-  return ModelConfig::from_json(config, "test config.json");
+  return testkit::tiny_llama_config(hidden, layers, /*max_positions=*/4096);
 }
 
 // Random weights large enough that predictions are far from uniform.

@@ -27,21 +27,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int64_t kVocab = 40;
-constexpr int64_t kEos = 2;
-
-ModelConfig tiny_config() {
-  json config = {{"model_type", "llama"},     {"vocab_size", kVocab},     {"hidden_size", 32},
-                 {"intermediate_size", 48},   {"num_hidden_layers", 2},   {"num_attention_heads", 4},
-                 {"num_key_value_heads", 2},  {"rms_norm_eps", 1e-5},     {"rope_theta", 10000.0},
-                 {"bos_token_id", 1},         {"eos_token_id", kEos},     {"tie_word_embeddings", false},
-                 {"max_position_embeddings", 256}};
-  return ModelConfig::from_json(config, "test config.json");
-}
+constexpr int64_t kVocab = testkit::kTinyVocab;
+constexpr int64_t kEos = testkit::kTinyEos;
 
 // A model folder with random weights large enough that predictions are far from uniform.
 std::string save_random_model(const std::string& label, uint64_t seed) {
-  Transformer model(tiny_config());
+  Transformer model(testkit::tiny_llama_config());
   testkit::randomize_parameters(model, seed, 0.2);
   const std::string dir = testkit::make_temp_dir(label);
   save_model(model, dir);

@@ -72,4 +72,13 @@ void randomize_parameters(Transformer& model, uint64_t seed, double std) {
   }
 }
 
+ModelConfig tiny_llama_config(int64_t hidden, int64_t layers, int64_t max_positions) {
+  nlohmann::json config = {{"model_type", "llama"},     {"vocab_size", kTinyVocab},   {"hidden_size", hidden},
+                           {"intermediate_size", 48},   {"num_hidden_layers", layers}, {"num_attention_heads", 4},
+                           {"num_key_value_heads", 2},  {"rms_norm_eps", 1e-5},       {"rope_theta", 10000.0},
+                           {"bos_token_id", 1},         {"eos_token_id", kTinyEos},   {"tie_word_embeddings", false},
+                           {"max_position_embeddings", max_positions}};
+  return ModelConfig::from_json(config, "test config.json");
+}
+
 }  // namespace spinlm::testkit

@@ -40,4 +40,10 @@ std::string shell_quote(const std::string& text);
 // 0.02 of init-model makes every prediction nearly uniform).
 void randomize_parameters(Transformer& model, uint64_t seed, double std);
 
+// The small Llama of the trainer and device tests: vocabulary 40, BOS 1, EOS 2, intermediate
+// 48, 4 heads over 2 KV heads, untied embeddings.
+constexpr int64_t kTinyVocab = 40;
+constexpr int64_t kTinyEos = 2;
+ModelConfig tiny_llama_config(int64_t hidden = 32, int64_t layers = 2, int64_t max_positions = 256);
+
 }  // namespace spinlm::testkit
