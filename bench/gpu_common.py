@@ -4,6 +4,7 @@ random weights, running spinlm with a timeout while sampling GPU memory, result 
 Only torch and the standard library are imported here; transformers is imported by the
 checks that compare against it (absent on the CPU test machines: --cpu-smoke runs without it).
 """
+import argparse
 import json
 import os
 import struct
@@ -40,6 +41,17 @@ SHAPES = {
                  rms_norm_eps=1e-5, tie_word_embeddings=False, model_type="llama",
                  architectures=["LlamaForCausalLM"]),
 }
+
+
+def check_parser(timeout, timeout_help="seconds for this script's spinlm runs"):
+    """The options bench/gpu_check.sh passes to every check script; each adds its own."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--spinlm", required=True)
+    ap.add_argument("--out", required=True, help="result JSON files (small: $OUT on the GPU machine)")
+    ap.add_argument("--work", default="/tmp/spinlm-gpu-check", help="models and data (large, never under --out)")
+    ap.add_argument("--cpu-smoke", action="store_true", help="tiny models on the CPU (tests the script)")
+    ap.add_argument("--timeout", type=float, default=timeout, help=timeout_help)
+    return ap
 
 
 def log(*parts):

@@ -12,7 +12,6 @@ On a small random Llama in fp32 (TF32 is off by default for libtorch's matmuls),
 
 --cpu-smoke: every run on the CPU (tests this script; all shares are then 1).
 """
-import argparse
 import json
 import os
 import sys
@@ -22,13 +21,7 @@ import gpu_common as common  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--spinlm", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--work", default="/tmp/spinlm-gpu-check")
-    ap.add_argument("--cpu-smoke", action="store_true")
-    ap.add_argument("--timeout", type=float, default=40)
-    args = ap.parse_args()
+    args = common.check_parser(40).parse_args()
     gpu = "cpu" if args.cpu_smoke else "cuda"
     work = os.path.join(args.work, "work-decode")
     os.makedirs(work, exist_ok=True)

@@ -16,7 +16,6 @@ for a fixed shape, so it should be 1 unless capture changed the computation).
 
 --cpu-smoke: tiny model, 4 prompts, 16 tokens, CPU fp32, spinlm only (tests this script).
 """
-import argparse
 import json
 import os
 import re
@@ -64,14 +63,9 @@ def transformers_rate(model_dir, prompt_ids, max_new_tokens, batch_size):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--spinlm", required=True)
-    ap.add_argument("--out", required=True, help="result JSON files (small: $OUT on the GPU machine)")
-    ap.add_argument("--work", default="/tmp/spinlm-gpu-check", help="models and data (large, never under --out)")
-    ap.add_argument("--cpu-smoke", action="store_true")
+    ap = common.check_parser(240)
     ap.add_argument("--prompts", type=int, default=64)
     ap.add_argument("--max-new-tokens", type=int, default=256)
-    ap.add_argument("--timeout", type=float, default=240)
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     smoke = args.cpu_smoke

@@ -10,7 +10,6 @@ of the summed row log-probs <= 2e-2 (bf16 has 8 significant bits: ~4e-3 per roun
 --cpu-smoke: the same on the CPU with the tiny model, against the project's torch-only twin
 tests/reference/llama_reference.py (no transformers needed), to test this script.
 """
-import argparse
 import json
 import os
 import sys
@@ -66,13 +65,7 @@ def compare(got, ref):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--spinlm", required=True)
-    ap.add_argument("--out", required=True, help="result JSON files (small: $OUT on the GPU machine)")
-    ap.add_argument("--work", default="/tmp/spinlm-gpu-check", help="models and data (large, never under --out)")
-    ap.add_argument("--cpu-smoke", action="store_true")
-    ap.add_argument("--timeout", type=float, default=120, help="seconds for both spinlm runs together")
-    args = ap.parse_args()
+    args = common.check_parser(120, "seconds for both spinlm runs together").parse_args()
     os.makedirs(args.out, exist_ok=True)
     work = os.path.join(args.work, "work-logprobs")
     os.makedirs(work, exist_ok=True)

@@ -16,7 +16,6 @@ opponent's log-probs (one forward, before the steps) are not in the step rate.
                       (fp32 state + fp32 master weights would need ~87 GB before activations)
   --cpu-smoke         the tiny model on the CPU, 64-token pairs (tests this script)
 """
-import argparse
 import json
 import os
 import statistics
@@ -38,18 +37,13 @@ def write_pairs(path, count, prompt_len, response_len, vocab, seed):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--spinlm", required=True)
-    ap.add_argument("--out", required=True, help="result JSON files (small: $OUT on the GPU machine)")
-    ap.add_argument("--work", default="/tmp/spinlm-gpu-check", help="models and data (large, never under --out)")
+    ap = common.check_parser(240)
     ap.add_argument("--shape", default="1b", choices=["1b", "mistral-7b"])
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=16, help="pairs per optimizer step")
     ap.add_argument("--micro-batch-size", type=int, default=8, help="pairs per forward/backward")
     ap.add_argument("--gradient-checkpointing", action="store_true")
     ap.add_argument("--optimizer-state-dtype", default="fp32", choices=["fp32", "bf16"])
-    ap.add_argument("--timeout", type=float, default=240)
-    ap.add_argument("--cpu-smoke", action="store_true")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     smoke = args.cpu_smoke
