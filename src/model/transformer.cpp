@@ -261,6 +261,15 @@ std::pair<at::Tensor, at::Tensor> Transformer::rope_cos_sin(const at::Tensor& po
   return {emb.cos().to(dtype_), emb.sin().to(dtype_)};
 }
 
+at::Tensor Transformer::cached_keys_mask(const at::Tensor& positions, int64_t key_length) const {
+  at::Tensor key_positions = at::arange(key_length, positions.options());                // [S]
+  at::Tensor allowed = key_positions.view({1, 1, -1}) <= positions.unsqueeze(-1);        // [B, T, S]
+  if (config_.sliding_window > 0) {
+    allowed = allowed & (positions.unsqueeze(-1) - key_positions.view({1, 1, -1}) < config_.sliding_window);
+  }
+  return additive_mask(allowed, dtype_);  // [B, 1, T, S]
+}
+
 at::Tensor Transformer::layer_forward(const Layer& layer, const at::Tensor& x, const at::Tensor& cos,
                                       const at::Tensor& sin, const at::Tensor& mask,
                                       const CacheWrite* cache) const {
@@ -296,7 +305,7 @@ at::Tensor Transformer::layer_forward(const Layer& layer, const at::Tensor& x, c
     values = v.transpose(1, 2);
   } else if (cache->write_positions.defined()) {
     // One token per slot (T == 1): scatter [S, Hkv, 1, D] into [S, Hkv, max_tokens, D] at
-    // each slot's position, then attend over the whole store (the mask hides the rest).
+    // each slot's position, then attend over its first key_length positions (masked).
     at::Tensor& key_store = cache->cache->keys(cache->layer);
     at::Tensor& value_store = cache->cache->values(cache->layer);
     at::Tensor index = cache->write_positions.view({B, 1, 1, 1}).expand({B, Hkv, 1, D});
@@ -431,14 +440,9 @@ at::Tensor Transformer::forward_cached(const at::Tensor& input_ids, const std::v
   write.first_slot = consecutive ? slots[0] : -1;
   write.key_length = key_length;
 
-  // positions[b, t] = starts[b] + t; key s is visible to (b, t) when s <= positions[b, t].
+  // positions[b, t] = starts[b] + t
   at::Tensor positions = to_device(starts).unsqueeze(1) + at::arange(T, long_options.device(device_));  // [B, T]
-  at::Tensor key_positions = at::arange(key_length, long_options.device(device_));                       // [S]
-  at::Tensor allowed = key_positions.view({1, 1, -1}) <= positions.unsqueeze(-1);                        // [B, T, S]
-  if (config_.sliding_window > 0) {
-    allowed = allowed & (positions.unsqueeze(-1) - key_positions.view({1, 1, -1}) < config_.sliding_window);
-  }
-  at::Tensor mask = additive_mask(allowed, dtype_);  // [B, 1, T, S]
+  at::Tensor mask = cached_keys_mask(positions, key_length);  // [B, 1, T, S]
   auto [cos, sin] = rope_cos_sin(positions);
 
   at::Tensor ids = input_ids.to(device_).to(at::kLong).clamp(0, config_.vocab_size - 1);
@@ -468,12 +472,7 @@ at::Tensor Transformer::forward_decode_slots(const at::Tensor& input_ids, const 
   write.key_length = key_length;
   write.write_positions = positions.clamp(0, cache.max_tokens() - 1);  // [S]
   at::Tensor position_grid = write.write_positions.unsqueeze(1);       // [S, 1]
-  at::Tensor key_positions = at::arange(key_length, positions.options());  // [K]
-  at::Tensor allowed = key_positions.view({1, 1, -1}) <= position_grid.unsqueeze(-1);  // [S, 1, K]
-  if (config_.sliding_window > 0) {
-    allowed = allowed & (position_grid.unsqueeze(-1) - key_positions.view({1, 1, -1}) < config_.sliding_window);
-  }
-  at::Tensor mask = additive_mask(allowed, dtype_);  // [S, 1, 1, K]
+  at::Tensor mask = cached_keys_mask(position_grid, key_length);       // [S, 1, 1, K]
   auto [cos, sin] = rope_cos_sin(position_grid);
   at::Tensor x = at::embedding(embed_tokens_, input_ids.clamp(0, config_.vocab_size - 1));  // [S, 1, C]
   for (size_t i = 0; i < layers_.size(); ++i) {

@@ -98,6 +98,10 @@ class Transformer {
   struct CacheWrite;  // where forward_cached stores a layer's keys/values (defined in the .cpp)
   // cos, sin [B, T, 1, D] in the model dtype for positions [B, T].
   std::pair<at::Tensor, at::Tensor> rope_cos_sin(const at::Tensor& positions) const;
+  // Attention mask over cached keys: queries at positions [B, T] (int64, on the device) see
+  // key s in 0..key_length-1 of their slot when s <= their position (and, with a sliding
+  // window, s is within it) -> additive [B, 1, T, key_length] in the model's dtype.
+  at::Tensor cached_keys_mask(const at::Tensor& positions, int64_t key_length) const;
   // One decoder layer on x [B, T, C]; mask [B, 1, T, S] additive. Without cache the keys
   // are this call's own (S = T); with one, they are the slots' cached keys after writing.
   at::Tensor layer_forward(const Layer& layer, const at::Tensor& x, const at::Tensor& cos,
