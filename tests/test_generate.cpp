@@ -225,7 +225,7 @@ TEST(Engine, DeviceLoopDrawsWhatTheHostLoopDraws) {
     }
     EXPECT_GT(engine.stats().decode_windows, 0);
     EXPECT_LE(engine.stats().decode_windows, engine.stats().decode_forwards);
-    EXPECT_FALSE(engine.stats().cuda_graph);  // CPU: never a graph
+    EXPECT_EQ(engine.stats().cuda_graphs, 0);  // CPU: never a graph
   }
   options.steps_per_sync = 0;
   EXPECT_NE(error_of([&] { GenerationEngine bad(model, options); }).find("--steps-per-sync must be >= 1"),

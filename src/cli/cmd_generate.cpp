@@ -68,7 +68,7 @@ CommandAction setup_generate(CLI::App& app) {
              " resumed, ", summary.rows_skipped, " skipped; ", summary.new_tokens, " new tokens in ",
              summary.seconds, " s -> ", options->output_path,
              summary.decode_windows > 0 ? "; device loop: " + std::to_string(summary.decode_windows) +
-                                              " token reads, cuda graph " + (summary.cuda_graph ? "yes" : "no")
+                                              " token reads, cuda graph " + (summary.cuda_graphs > 0 ? "yes" : "no")
                                         : std::string());
     if (summary.rows_skipped > 0) {
       log_warning(summary.rows_skipped, " bad rows skipped (--skip-bad); they are absent from ",

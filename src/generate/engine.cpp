@@ -138,7 +138,6 @@ void GenerationEngine::generate(const std::vector<GenerationRequest>& requests,
     emit_finished();
     if (decoder) {
       decode_window(slots, cache, *decoder);
-      stats_.cuda_graph = decoder->graph_captured();
       stats_.cuda_graphs = decoder->graphs_captured();
     } else {
       decode_step(slots, cache);

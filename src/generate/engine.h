@@ -78,8 +78,7 @@ struct EngineStats {
   double prefill_seconds = 0;   // forward + LM head + sampling of prefill forwards
   double decode_seconds = 0;
   int64_t decode_windows = 0;     // device loop: host reads of the sampled tokens
-  bool cuda_graph = false;        // device loop: the step ran as a CUDA graph
-  int64_t cuda_graphs = 0;        // device loop: graphs captured (one per key-length bucket)
+  int64_t cuda_graphs = 0;        // device loop: graphs captured (one per key-length bucket; 0: none ran)
 };
 
 class GenerationEngine {

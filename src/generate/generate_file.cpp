@@ -261,7 +261,7 @@ GenerateSummary generate_file(const Transformer& model, const TextCodec& codec,
   });
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   summary.decode_windows = engine.stats().decode_windows;
-  summary.cuda_graph = engine.stats().cuda_graph;
+  summary.cuda_graphs = engine.stats().cuda_graphs;
   if (progress) progress->finish(rate_text(summary.new_tokens, summary.seconds));
 
   // Every row is in the partial file (in completion order); write them in input order.

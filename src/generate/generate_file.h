@@ -71,7 +71,7 @@ struct GenerateSummary {
   int64_t new_tokens = 0;      // tokens sampled now
   double seconds = 0;
   int64_t decode_windows = 0;  // device decoding loop: host reads of sampled tokens (0: host loop)
-  bool cuda_graph = false;     // the decoding step ran as a CUDA graph
+  int64_t cuda_graphs = 0;     // CUDA graphs the decoding step was captured as (0: none)
 };
 
 // Loads the model (on options.device in options.dtype) and tokenizer from options.model_dir and runs the job.

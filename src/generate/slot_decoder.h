@@ -41,8 +41,7 @@ class SlotDecoder {
   at::Tensor run(const std::vector<int64_t>& last_tokens, const std::vector<int64_t>& positions,
                  const at::Tensor& uniforms);
 
-  // True once a step ran as a CUDA graph; graphs_captured(): one per key bucket used.
-  bool graph_captured() const { return !graphs_.empty(); }
+  // CUDA graphs captured so far: one per key bucket used (0: the steps ran kernel by kernel).
   int64_t graphs_captured() const { return static_cast<int64_t>(graphs_.size()); }
   int64_t steps() const { return steps_; }
   // The key length of the last window's steps (a multiple of key_bucket, or max_tokens).
