@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "core/cpu_features.h"
+
 namespace spinlm {
 namespace {
 
@@ -57,8 +59,7 @@ __attribute__((target("avx2,fma"))) void exp_shifted_avx2(const float* x, float*
 }  // namespace
 
 void exp_nonpositive(const float* x, float* out, int64_t n, float shift) {
-  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (avx2) {
+  if (cpu_has_avx2_fma()) {
     exp_shifted_avx2(x, out, n, shift);
     return;
   }

@@ -6,17 +6,13 @@
 #include <cmath>
 #include <vector>
 
+#include "core/cpu_features.h"
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/vector_exp.h"
 
 namespace spinlm {
 namespace {
-
-bool cpu_has_avx2_fma() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
-}
 
 // The layout of one (row, KV head) pair's work.
 struct PairView {

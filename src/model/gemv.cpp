@@ -2,6 +2,7 @@
 
 #include <immintrin.h>
 
+#include "core/cpu_features.h"
 #include "core/error.h"
 #include "core/parallel.h"
 
@@ -53,11 +54,6 @@ void gemv_rows_portable(const float* w, const float* x, float* y, int64_t in, in
     for (; j < in; ++j) s += wr[j] * x[j];
     y[row] = s;
   }
-}
-
-bool cpu_has_avx2_fma() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
 }
 
 }  // namespace
