@@ -22,9 +22,9 @@ struct CudaGraph::Impl {
 bool CudaGraph::available() { return true; }
 
 void CudaGraph::capture(int device_index, const std::function<void()>& body) {
-  check(!captured_, "CudaGraph::capture: already captured");
-  impl_ = std::make_unique<Impl>();
-  impl_->device_index = device_index;
+  check(!captured(), "CudaGraph::capture: already captured");
+  auto impl = std::make_unique<Impl>();
+  impl->device_index = device_index;
   const auto device = static_cast<c10::DeviceIndex>(device_index);
   c10::cuda::CUDAGuard device_guard(device);
   // Capture needs a stream other than the default one; the work queued so far on the current
@@ -36,27 +36,26 @@ void CudaGraph::capture(int device_index, const std::function<void()>& body) {
     body();
     body();
     side.synchronize();
-    impl_->graph.capture_begin();
+    impl->graph.capture_begin();
     try {
       body();
     } catch (...) {
       try {
-        impl_->graph.capture_end();  // ends the stream capture; the graph is discarded below
+        impl->graph.capture_end();  // ends the stream capture; the graph is discarded
       } catch (...) {
       }
       throw;
     }
-    impl_->graph.capture_end();
+    impl->graph.capture_end();
     side.synchronize();
   } catch (const std::exception& error) {
-    impl_.reset();
     fail("CUDA graph capture failed: ", error.what());
   }
-  captured_ = true;
+  impl_ = std::move(impl);
 }
 
 void CudaGraph::replay() {
-  check(captured_, "CudaGraph::replay: nothing captured");
+  check(captured(), "CudaGraph::replay: nothing captured");
   c10::cuda::CUDAGuard device_guard(static_cast<c10::DeviceIndex>(impl_->device_index));
   impl_->graph.replay();
 }

@@ -31,12 +31,11 @@ class CudaGraph {
   // Launches the captured work on the current stream of the capture's device.
   void replay();
 
-  bool captured() const { return captured_; }
+  bool captured() const { return impl_ != nullptr; }
 
  private:
   struct Impl;
-  std::unique_ptr<Impl> impl_;
-  bool captured_ = false;
+  std::unique_ptr<Impl> impl_;  // set once a capture succeeded
 };
 
 }  // namespace spinlm
