@@ -83,7 +83,6 @@ at::Tensor SlotDecoder::run(const std::vector<int64_t>& last_tokens, const std::
     }
     tokens[k].copy_(output_);
   }
-  steps_ += steps;
   return tokens.to(at::kCPU);
 }
 

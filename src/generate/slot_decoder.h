@@ -43,9 +43,6 @@ class SlotDecoder {
 
   // CUDA graphs captured so far: one per key bucket used (0: the steps ran kernel by kernel).
   int64_t graphs_captured() const { return static_cast<int64_t>(graphs_.size()); }
-  int64_t steps() const { return steps_; }
-  // The key length of the last window's steps (a multiple of key_bucket, or max_tokens).
-  int64_t key_length() const { return key_length_; }
 
  private:
   // One step on the static buffers: input_ids_, positions_, uniform_ -> output_;
@@ -58,8 +55,7 @@ class SlotDecoder {
   bool try_graph_;
   int64_t slots_;
   int64_t key_bucket_;
-  int64_t key_length_ = 0;  // keys the step reads (fixed inside a captured graph)
-  int64_t steps_ = 0;
+  int64_t key_length_ = 0;  // keys the step reads: a multiple of key_bucket, or max_tokens (fixed inside a graph)
   at::Tensor input_ids_;  // [S, 1] int64
   at::Tensor positions_;  // [S] int64
   at::Tensor uniform_;    // [S] fp64
