@@ -509,9 +509,15 @@ TEST(Heldout, RewardAccuracyByHand) {
   // beta 0.5; model - opponent: real +2, -1, +1; generated 0, +1, +1.
   ReferenceLogprobs model{{-10, -20, -5}, {-12, -14, -6}, {}, {}};
   ReferenceLogprobs opponent{{-12, -19, -6}, {-12, -15, -7}, {}, {}};
-  const auto result = summarize_pair_rewards(model, opponent, 0.5);
-  // rewards real 1, -0.5, 0.5; generated 0, 0.5, 0.5: real wins only for pair 0 (a tie loses).
-  EXPECT_DOUBLE_EQ(result.reward_accuracy, 1.0 / 3.0);
+  // Pair 2's two sides are the same answer.
+  std::vector<TokenPair> pairs(3);
+  pairs[0] = {{1}, {5, 2}, {6, 2}, "p:1"};
+  pairs[1] = {{1}, {5, 2}, {7, 2}, "p:2"};
+  pairs[2] = {{1}, {5, 2}, {5, 2}, "p:3"};
+  const auto result = summarize_pair_rewards(pairs, model, opponent, 0.5);
+  // rewards real 1, -0.5, 0.5; generated 0, 0.5, 0.5: real wins pair 0, loses pair 1, ties pair 2 (one half).
+  EXPECT_DOUBLE_EQ(result.reward_accuracy, 1.5 / 3.0);
+  EXPECT_DOUBLE_EQ(result.identical_pairs, 1.0 / 3.0);
   EXPECT_DOUBLE_EQ(result.reward_margin, (1.0 - 1.0 + 0.0) / 3.0);
   EXPECT_DOUBLE_EQ(result.rewards_real, 1.0 / 3.0);
   EXPECT_DOUBLE_EQ(result.rewards_generated, 1.0 / 3.0);

@@ -21,6 +21,7 @@
 #include "generate/engine.h"
 #include "generate/generate_file.h"
 #include "io/jsonl.h"
+#include "model/stop_tokens.h"
 #include "model/hf_model.h"
 #include "testkit.h"
 #include "text/text_codec.h"
@@ -503,9 +504,9 @@ TEST_F(GenerateCommand, EosIdsComeFromGenerationConfig) {
   write_file_atomic(copy + "/generation_config.json", generation.dump());
   Transformer model = load_model(copy);
   TextCodec codec = TextCodec::load(copy);
-  EXPECT_EQ(eos_token_ids(copy, model.config(), codec), (std::vector<int64_t>{257, extra_eos}));
+  EXPECT_EQ(load_stop_tokens(copy, model.config(), &codec).ids, (std::vector<int64_t>{257, extra_eos}));
   std::filesystem::remove(copy + "/generation_config.json");
-  EXPECT_EQ(eos_token_ids(copy, model.config(), codec), std::vector<int64_t>{257});  // config.json's
+  EXPECT_EQ(load_stop_tokens(copy, model.config(), &codec).ids, std::vector<int64_t>{257});  // config.json's
   write_file_atomic(copy + "/generation_config.json", generation.dump());
 
   std::string output = dir_ + "/eos-out.jsonl";

@@ -116,7 +116,7 @@ TEST(ReferenceMix, CachedLogprobsAndFirstStepMatchPython) {
   train_spin(o);
 
   // The pairs exactly as training sees them, and each model's log-probs from Python.
-  std::vector<TokenPair> pairs = load_training_pairs({data}, nullptr, kEos, o.truncation, kVocab);
+  std::vector<TokenPair> pairs = load_training_pairs({data}, nullptr, StopTokens::single(kEos), o.truncation, kVocab);
   ASSERT_EQ(pairs.size(), 4u);
   const std::vector<double> zeros(pairs.size(), 0.0);
   SafetensorsFile py_model = python_scores(model, pairs, zeros, zeros, o.beta, dir, "model");

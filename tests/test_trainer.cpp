@@ -18,6 +18,7 @@
 #include "data/sft_data.h"
 #include "io/jsonl.h"
 #include "io/safetensors.h"
+#include "model/stop_tokens.h"
 #include "model/config.h"
 #include "model/hf_model.h"
 #include "model/transformer.h"
@@ -162,7 +163,7 @@ TEST(SpinTrainer, LossAndGradientsMatchPythonReference) {
   Transformer opponent = random_model(9);  // a different reference, so every term is non-trivial
   const std::string dir = testkit::make_temp_dir("spin-ref");
   std::vector<TokenPair> pairs;
-  for (auto& row : random_pair_rows(3, 11)) pairs.push_back(parse_pair_row(row, "test", nullptr, kEos));
+  for (auto& row : random_pair_rows(3, 11)) pairs.push_back(parse_pair_row(row, "test", nullptr, StopTokens::single(kEos)));
   ReferenceLogprobs ref = compute_reference_logprobs(opponent, pairs, 2);
   struct Case { std::string loss; double beta; double sft; };
   for (const Case& c : std::vector<Case>{{"logistic", 0.1, 0.0}, {"hinge", 0.5, 0.0}, {"exponential", 0.3, 0.0},
@@ -392,56 +393,60 @@ std::string chatml_text_dir() {
 
 TEST(Pairs, MessageRowsRenderWithTheChatTemplate) {
   const std::string dir = chatml_text_dir();
-  if (dir.empty()) GTEST_SKIP() << "npm tokenizer assets missing";
+  ASSERT_FALSE(dir.empty()) << "npm tokenizer assets missing (scripts/fetch-test-assets.sh)";
   TextCodec codec = TextCodec::load(dir);
   const int64_t eos = *codec.eos_id();
+  const StopTokens stop = StopTokens::single(eos);
   json row = {{"real", json::array({{{"role", "user"}, {"content", "What is 2+2?"}},
                                     {{"role", "assistant"}, {"content", "It is 4."}}})},
               {"generated", json::array({{{"role", "user"}, {"content", "What is 2+2?"}},
                                          {{"role", "assistant"}, {"content", "Five, maybe."}}})}};
-  TokenPair pair = parse_pair_row(row, "x.jsonl:1", &codec, eos);
+  TokenPair pair = parse_pair_row(row, "x.jsonl:1", &codec, stop);
   std::vector<ChatMessage> prompt = {{"user", "What is 2+2?"}};
   EXPECT_EQ(pair.prompt, codec.encode_chat(prompt, true));
   EXPECT_EQ(pair.real.back(), eos);
+  // The rendering up to the end-of-turn token; ChatML's "\n" after it is not part of the answer.
   std::vector<int64_t> full = pair.prompt;
-  full.insert(full.end(), pair.real.begin(), pair.real.end() - 1);
-  EXPECT_EQ(codec.tokenizer().decode(full),
+  full.insert(full.end(), pair.real.begin(), pair.real.end());
+  EXPECT_EQ(codec.tokenizer().decode(full) + "\n",
             codec.render_chat({{"user", "What is 2+2?"}, {"assistant", "It is 4."}}, false));
   std::vector<int64_t> response(pair.generated.begin(), pair.generated.end());
   EXPECT_NE(codec.tokenizer().decode(response).find("Five, maybe."), std::string::npos);
 
-  // Generation-output rows: prompt_ids/generated_ids used as they are, EOS appended once.
+  // Generation-output rows: prompt_ids as they are, generated_ids end at their first stop token.
   json gen = row;
   gen["prompt_ids"] = {5, 6, 7};
   gen["generated_ids"] = {8, 9};
-  TokenPair g = parse_pair_row(gen, "x.jsonl:2", &codec, eos);
+  TokenPair g = parse_pair_row(gen, "x.jsonl:2", &codec, stop);
   EXPECT_EQ(g.prompt, (std::vector<int64_t>{5, 6, 7}));
   EXPECT_EQ(g.generated, (std::vector<int64_t>{8, 9, eos}));
   gen["generated_ids"] = {8, 9, eos};
-  EXPECT_EQ(parse_pair_row(gen, "x.jsonl:2", &codec, eos).generated, (std::vector<int64_t>{8, 9, eos}));
-  EXPECT_EQ(parse_pair_row(gen, "x.jsonl:2", &codec, eos).real, pair.real);
+  EXPECT_EQ(parse_pair_row(gen, "x.jsonl:2", &codec, stop).generated, (std::vector<int64_t>{8, 9, eos}));
+  EXPECT_EQ(parse_pair_row(gen, "x.jsonl:2", &codec, stop).real, pair.real);
+  gen["generated_ids"] = {8, eos, 9, eos};
+  EXPECT_EQ(parse_pair_row(gen, "x.jsonl:2", &codec, stop).generated, (std::vector<int64_t>{8, eos}));
   // Mismatched prompts are refused.
   json mismatch = row;
   mismatch["generated"][0]["content"] = "Another question";
-  EXPECT_NE(error_of([&] { parse_pair_row(mismatch, "x.jsonl:3", &codec, eos); }).find("x.jsonl:3"),
+  EXPECT_NE(error_of([&] { parse_pair_row(mismatch, "x.jsonl:3", &codec, stop); }).find("x.jsonl:3"),
             std::string::npos);
 }
 
 TEST(Sft, LabelsCoverOnlyAssistantTurns) {
   const std::string dir = chatml_text_dir();
-  if (dir.empty()) GTEST_SKIP() << "npm tokenizer assets missing";
+  ASSERT_FALSE(dir.empty()) << "npm tokenizer assets missing (scripts/fetch-test-assets.sh)";
   TextCodec codec = TextCodec::load(dir);
   const int64_t eos = *codec.eos_id();
+  const StopTokens stop = StopTokens::single(eos);
   std::vector<ChatMessage> messages = {{"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello!"},
                                        {"user", "2+2?"}, {"assistant", "4"}};
   json row = {{"messages", messages_to_json(messages)}};
-  SftExample example = encode_sft_row(row, "s.jsonl:1", &codec, eos, 1024);
+  SftExample example = encode_sft_row(row, "s.jsonl:1", &codec, stop, 1024);
   const LabeledSequence& seq = example.sequence;
-  // The ids spell the rendered conversation (+ the appended EOS).
-  std::vector<int64_t> body(seq.ids.begin(), seq.ids.end() - 1);
-  EXPECT_EQ(codec.tokenizer().decode(body), codec.render_chat(messages, false));
+  // The ids spell the rendered conversation up to the last answer's end-of-turn token.
+  EXPECT_EQ(codec.tokenizer().decode(seq.ids) + "\n", codec.render_chat(messages, false));
   EXPECT_EQ(seq.ids.back(), eos);
-  // Scored spans, decoded, are exactly the assistant answers with their end markers.
+  // Scored spans, decoded, are exactly the assistant answers through their end-of-turn token.
   std::vector<std::string> spans;
   std::vector<int64_t> current;
   for (size_t t = 0; t <= seq.ids.size(); ++t) {
@@ -453,18 +458,18 @@ TEST(Sft, LabelsCoverOnlyAssistantTurns) {
     }
   }
   ASSERT_EQ(spans.size(), 2u);
-  EXPECT_EQ(spans[0], "Hello!<|im_end|>\n");
-  EXPECT_EQ(spans[1], "4<|im_end|>\n<|im_end|>");
+  EXPECT_EQ(spans[0], "Hello!<|im_end|>");
+  EXPECT_EQ(spans[1], "4<|im_end|>");
   // An SFT example of one exchange is the prompt + real response of a SPIN pair.
   json single = {{"prompt", "2+2?"}, {"response", "4"}};
   json pair_row = {{"real", json::array({{{"role", "user"}, {"content", "2+2?"}}, {{"role", "assistant"}, {"content", "4"}}})},
                    {"generated", json::array({{{"role", "user"}, {"content", "2+2?"}}, {{"role", "assistant"}, {"content", "5"}}})}};
-  TokenPair pair = parse_pair_row(pair_row, "p", &codec, eos);
-  EXPECT_EQ(encode_sft_row(single, "s", &codec, eos, 1024).sequence.ids,
+  TokenPair pair = parse_pair_row(pair_row, "p", &codec, stop);
+  EXPECT_EQ(encode_sft_row(single, "s", &codec, stop, 1024).sequence.ids,
             pair_sequence(pair.prompt, pair.real).ids);
   // No assistant turn: an error naming the row.
   json no_answer = {{"messages", json::array({{{"role", "user"}, {"content", "Hi"}}})}};
-  EXPECT_NE(error_of([&] { encode_sft_row(no_answer, "s.jsonl:9", &codec, eos, 1024); }).find("s.jsonl:9"),
+  EXPECT_NE(error_of([&] { encode_sft_row(no_answer, "s.jsonl:9", &codec, stop, 1024); }).find("s.jsonl:9"),
             std::string::npos);
 }
 

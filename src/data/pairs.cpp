@@ -7,10 +7,6 @@
 namespace spinlm {
 namespace {
 
-void append_eos_if_absent(std::vector<int64_t>& ids, int64_t eos_id) {
-  if (ids.empty() || ids.back() != eos_id) ids.push_back(eos_id);
-}
-
 // The messages before the last assistant turn must exist and end with a non-assistant turn.
 void check_ends_with_answer(const std::vector<ChatMessage>& messages, const std::string& field,
                             const std::string& where) {
@@ -31,7 +27,7 @@ bool same_messages(const std::vector<ChatMessage>& a, const std::vector<ChatMess
 }  // namespace
 
 PromptResponseIds encode_prompt_response(const TextCodec& codec,
-                                         const std::vector<ChatMessage>& messages, int64_t eos_id,
+                                         const std::vector<ChatMessage>& messages, const StopTokens& stop,
                                          const std::string& where) {
   check(!messages.empty() && messages.back().role == "assistant", where,
         ": the conversation must end with an assistant message");
@@ -54,12 +50,12 @@ PromptResponseIds encode_prompt_response(const TextCodec& codec,
     out.prompt.insert(out.prompt.end(), prompt_ids.begin(), prompt_ids.end());
     out.response = codec.tokenizer().encode(messages.back().content, false);
   }
-  append_eos_if_absent(out.response, eos_id);
+  out.response = stop.end_response(std::move(out.response));
   return out;
 }
 
 TokenPair parse_pair_row(const nlohmann::json& row, const std::string& where,
-                         const TextCodec* codec, int64_t eos_id) {
+                         const TextCodec* codec, const StopTokens& stop) {
   TokenPair pair;
   pair.where = where;
   const bool has_prompt_ids = row.is_object() && row.contains("prompt_ids");
@@ -79,23 +75,21 @@ TokenPair parse_pair_row(const nlohmann::json& row, const std::string& where,
   }
   auto render = [&](const std::vector<ChatMessage>& messages, const std::string& field) {
     check_ends_with_answer(messages, field, where);
-    return encode_prompt_response(*codec, messages, eos_id, where);
+    return encode_prompt_response(*codec, messages, stop, where);
   };
 
   if (has_prompt_ids) {
     pair.prompt = require_ids(row, "prompt_ids", where);
   }
   if (has_real_ids) {
-    pair.real = require_ids(row, "real_ids", where);
-    append_eos_if_absent(pair.real, eos_id);
+    pair.real = stop.end_response(require_ids(row, "real_ids", where));
   } else {
     PromptResponseIds ids = render(conversation.messages, "real");
     if (!has_prompt_ids) pair.prompt = std::move(ids.prompt);
     pair.real = std::move(ids.response);
   }
   if (has_generated_ids) {
-    pair.generated = require_ids(row, "generated_ids", where);
-    append_eos_if_absent(pair.generated, eos_id);
+    pair.generated = stop.end_response(require_ids(row, "generated_ids", where));
   } else {
     check(row.contains("generated"), where, ": field \"generated\" is missing");
     const auto& generated = conversation.generated;
@@ -110,11 +104,11 @@ TokenPair parse_pair_row(const nlohmann::json& row, const std::string& where,
 }
 
 std::vector<TokenPair> load_pairs(const std::vector<std::string>& files, const TextCodec* codec,
-                                  int64_t eos_id) {
+                                  const StopTokens& stop) {
   std::vector<TokenPair> pairs;
   for (const std::string& file : files) {
     JsonlReader reader(file);
-    for (nlohmann::json row; reader.next(row);) pairs.push_back(parse_pair_row(row, reader.where(), codec, eos_id));
+    for (nlohmann::json row; reader.next(row);) pairs.push_back(parse_pair_row(row, reader.where(), codec, stop));
     check(!pairs.empty(), file, ": no pairs in the file");
   }
   return pairs;

@@ -6,11 +6,13 @@
 // With a chat template, the text is cut into turns by rendering growing prefixes of the
 // conversation: for an assistant message k, template(messages[:k], add_generation_prompt=true)
 // ends where its answer starts and template(messages[:k+1]) where it ends; the answer span is
-// scored, everything else (system, user turns, the generation prompts) is not. Each span is
-// tokenised on its own (no special tokens added), and the final assistant span gets EOS
-// appended unless it already ends with EOS, so an SFT sequence of a single exchange is
-// exactly the prompt + real response of a SPIN pair (data/pairs.h).
-// Without a chat template: [BOS] + user contents, then the answer + EOS (scored).
+// scored through its first stop token (model/stop_tokens.h), everything else (system, user
+// turns, the generation prompts, what the template writes after an answer's end-of-turn
+// token) is not. Each span is tokenised on its own (no special tokens added); the final
+// answer ends as generation emits it (cut after its first stop token, EOS appended when it
+// has none, nothing after it), so an SFT sequence of a single exchange is exactly the
+// prompt + real response of a SPIN pair (data/pairs.h).
+// Without a chat template: [BOS] + user contents, then the answer ended the same way (scored).
 // Sequences longer than max_length keep their first max_length tokens.
 #pragma once
 #include <nlohmann/json.hpp>
@@ -19,6 +21,7 @@
 #include <vector>
 
 #include "data/collate.h"
+#include "model/stop_tokens.h"
 #include "text/text_codec.h"
 
 namespace spinlm {
@@ -30,10 +33,10 @@ struct SftExample {
 
 // codec may be null only for rows with ids.
 SftExample encode_sft_row(const nlohmann::json& row, const std::string& where, const TextCodec* codec,
-                          int64_t eos_id, int64_t max_length);
+                          const StopTokens& stop, int64_t max_length);
 
 // Error naming the row when it has no assistant token to learn from or an id is out of range.
 std::vector<SftExample> load_sft_examples(const std::vector<std::string>& files, const TextCodec* codec,
-                                          int64_t eos_id, int64_t max_length, int64_t vocab_size);
+                                          const StopTokens& stop, int64_t max_length, int64_t vocab_size);
 
 }  // namespace spinlm

@@ -12,6 +12,7 @@
 #include "generate/generate_file.h"
 #include "model/device_choice.h"
 #include "model/hf_model.h"
+#include "model/stop_tokens.h"
 
 namespace spinlm {
 
@@ -30,9 +31,9 @@ nlohmann::json run_evaluation(const EvalRunOptions& options) {
   log_info("eval: model on ", device.str(), " in ", dtype_option_name(dtype));
   const TextCodec codec = TextCodec::load(options.model_dir);
   auto model = std::make_unique<Transformer>(load_model(options.model_dir, device, dtype));
-  const auto eos_ids = eos_token_ids(options.model_dir, model->config(), codec);
+  const StopTokens stop = load_stop_tokens(options.model_dir, model->config(), &codec);
   EvalOptions eval = options.eval;
-  eval.eos_ids = eos_ids;
+  eval.eos_ids = stop.ids;
 
   std::vector<TaskResult> results;
   for (const auto& task : tasks) results.push_back(evaluate_task(*model, codec, task, eval));
@@ -54,7 +55,7 @@ nlohmann::json run_evaluation(const EvalRunOptions& options) {
     sft.max_length = options.max_length;
     sft.batch_size = eval.batch_size;
     sft.limit = eval.limit;
-    const auto result = heldout_sft(*model, codec, eos_ids.front(), sft);
+    const auto result = heldout_sft(*model, codec, stop, sft);
     out["heldout"]["sft"] = to_json(result);
     log_info("held-out SFT: ", result.tokens, " assistant tokens, NLL/token ", result.nll_per_token, ", perplexity ",
              result.perplexity);
@@ -67,13 +68,13 @@ nlohmann::json run_evaluation(const EvalRunOptions& options) {
     pairs_options.beta = options.beta;
     pairs_options.batch_size = eval.batch_size;
     pairs_options.limit = eval.limit;
-    const auto pairs = load_heldout_pairs(codec, eos_ids.front(), model->config().vocab_size, pairs_options);
+    const auto pairs = load_heldout_pairs(codec, stop, model->config().vocab_size, pairs_options);
     const auto model_scores = score_heldout_pairs(*model, pairs, pairs_options);
     // One model in memory at a time: the opponent loads after the model is released.
     model.reset();
     const Transformer opponent = load_model(options.opponent_dir, device, dtype);
     const auto opponent_scores = score_heldout_pairs(opponent, pairs, pairs_options);
-    const auto result = summarize_pair_rewards(model_scores, opponent_scores, options.beta);
+    const auto result = summarize_pair_rewards(pairs, model_scores, opponent_scores, options.beta);
     out["heldout"]["pairs"] = to_json(result);
     out["heldout"]["pairs"]["beta"] = options.beta;
     out["heldout"]["pairs"]["opponent"] = options.opponent_dir;

@@ -7,13 +7,14 @@
 #include "data/pairs.h"
 #include "data/sft_data.h"
 #include "eval/metrics.h"
+#include "train/losses.h"
 
 namespace spinlm {
 
-HeldoutSftResult heldout_sft(const Transformer& model, const TextCodec& codec, int64_t eos_id,
+HeldoutSftResult heldout_sft(const Transformer& model, const TextCodec& codec, const StopTokens& stop,
                              const HeldoutSftOptions& options) {
   check(options.batch_size > 0, "--batch-size must be positive");
-  auto examples = load_sft_examples(options.files, &codec, eos_id, options.max_length, model.config().vocab_size);
+  auto examples = load_sft_examples(options.files, &codec, stop, options.max_length, model.config().vocab_size);
   if (options.limit >= 0 && static_cast<int64_t>(examples.size()) > options.limit) examples.resize(options.limit);
   HeldoutSftResult result;
   result.examples = static_cast<int64_t>(examples.size());
@@ -45,10 +46,10 @@ HeldoutSftResult heldout_sft(const Transformer& model, const TextCodec& codec, i
   return result;
 }
 
-std::vector<TokenPair> load_heldout_pairs(const TextCodec& codec, int64_t eos_id, int64_t vocab_size,
+std::vector<TokenPair> load_heldout_pairs(const TextCodec& codec, const StopTokens& stop, int64_t vocab_size,
                                           const HeldoutPairsOptions& options) {
   validate_truncation(options.truncation);
-  auto pairs = load_pairs(options.files, &codec, eos_id);
+  auto pairs = load_pairs(options.files, &codec, stop);
   if (options.limit >= 0 && static_cast<int64_t>(pairs.size()) > options.limit) pairs.resize(options.limit);
   check(!pairs.empty(), "held-out pairs: no rows");
   for (auto& pair : pairs) {
@@ -63,23 +64,27 @@ ReferenceLogprobs score_heldout_pairs(const Transformer& model, const std::vecto
   return compute_reference_logprobs(model, pairs, options.batch_size, 1024, "held-out pairs");
 }
 
-HeldoutPairsResult summarize_pair_rewards(const ReferenceLogprobs& model, const ReferenceLogprobs& opponent,
-                                          double beta) {
+HeldoutPairsResult summarize_pair_rewards(const std::vector<TokenPair>& pairs, const ReferenceLogprobs& model,
+                                          const ReferenceLogprobs& opponent, double beta) {
   const size_t n = model.real.size();
-  check(n > 0 && opponent.real.size() == n && model.generated.size() == n && opponent.generated.size() == n,
+  check(n > 0 && pairs.size() == n && opponent.real.size() == n && model.generated.size() == n &&
+            opponent.generated.size() == n,
         "held-out pairs: model and opponent scored different numbers of pairs");
   HeldoutPairsResult result;
   result.pairs = static_cast<int64_t>(n);
-  std::vector<double> correct(n), margins(n), real(n), generated(n);
+  std::vector<double> margins(n), real(n), generated(n), identical(n);
   for (size_t i = 0; i < n; ++i) {
     real[i] = beta * (model.real[i] - opponent.real[i]);
     generated[i] = beta * (model.generated[i] - opponent.generated[i]);
-    correct[i] = real[i] > generated[i] ? 1.0 : 0.0;
     margins[i] = real[i] - generated[i];
+    identical[i] = pairs[i].real == pairs[i].generated ? 1.0 : 0.0;
   }
+  const at::Tensor accuracy = reward_accuracy(at::tensor(real, at::kDouble), at::tensor(generated, at::kDouble));
+  const std::vector<double> correct(accuracy.data_ptr<double>(), accuracy.data_ptr<double>() + n);
   result.reward_accuracy = mean(correct);
   result.reward_accuracy_stderr = mean_stderr(correct);
   result.reward_margin = mean(margins);
+  result.identical_pairs = mean(identical);
   result.rewards_real = mean(real);
   result.rewards_generated = mean(generated);
   result.logps_real = mean(model.real);
@@ -100,6 +105,7 @@ nlohmann::json to_json(const HeldoutPairsResult& result) {
           {"rewards/accuracies", result.reward_accuracy},
           {"rewards/accuracies_stderr", stderr_value},
           {"rewards/margins", result.reward_margin},
+          {"identical_pairs", result.identical_pairs},
           {"rewards/real", result.rewards_real},
           {"rewards/generated", result.rewards_generated},
           {"logps/real", result.logps_real},

@@ -5,13 +5,15 @@
 // - SPIN reward accuracy: on held-out pairs (real, generated), the implicit rewards
 //   beta * (log p_model(y|x) - log p_opponent(y|x)) of both answers (summed log-probs, pairs
 //   truncated as training truncates them); accuracy = share of pairs whose real answer gets
-//   the larger reward (TRL's rewards/accuracies), with the margins and log-probs beside it.
+//   the larger reward, a tie counting one half (train/losses.h), with the share of pairs
+//   whose two sides are the same ids, the margins and log-probs beside it.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "data/collate.h"
+#include "model/stop_tokens.h"
 #include "model/transformer.h"
 #include "text/text_codec.h"
 #include "train/reference_logprobs.h"
@@ -33,7 +35,7 @@ struct HeldoutSftResult {
   double perplexity = 0.0;
 };
 
-HeldoutSftResult heldout_sft(const Transformer& model, const TextCodec& codec, int64_t eos_id,
+HeldoutSftResult heldout_sft(const Transformer& model, const TextCodec& codec, const StopTokens& stop,
                              const HeldoutSftOptions& options);
 
 struct HeldoutPairsOptions {
@@ -49,6 +51,7 @@ struct HeldoutPairsResult {
   double reward_accuracy = 0.0;
   double reward_accuracy_stderr = 0.0;
   double reward_margin = 0.0;      // mean of (reward real - reward generated)
+  double identical_pairs = 0.0;    // share of pairs whose real and generated ids are equal
   double rewards_real = 0.0;       // means
   double rewards_generated = 0.0;
   double logps_real = 0.0;         // mean summed log-probs under the model
@@ -57,14 +60,14 @@ struct HeldoutPairsResult {
 
 // The pairs of options.files, tokenised and truncated (exposed so that callers can score
 // them with each model in turn and keep one model in memory at a time).
-std::vector<TokenPair> load_heldout_pairs(const TextCodec& codec, int64_t eos_id, int64_t vocab_size,
+std::vector<TokenPair> load_heldout_pairs(const TextCodec& codec, const StopTokens& stop, int64_t vocab_size,
                                           const HeldoutPairsOptions& options);
 // Summed log-probs of every pair's two answers under one model.
 ReferenceLogprobs score_heldout_pairs(const Transformer& model, const std::vector<TokenPair>& pairs,
                                       const HeldoutPairsOptions& options);
 // Rewards and accuracy from the model's and the opponent's log-probs.
-HeldoutPairsResult summarize_pair_rewards(const ReferenceLogprobs& model, const ReferenceLogprobs& opponent,
-                                          double beta);
+HeldoutPairsResult summarize_pair_rewards(const std::vector<TokenPair>& pairs, const ReferenceLogprobs& model,
+                                          const ReferenceLogprobs& opponent, double beta);
 
 nlohmann::json to_json(const HeldoutSftResult& result);
 nlohmann::json to_json(const HeldoutPairsResult& result);

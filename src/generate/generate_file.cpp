@@ -15,6 +15,7 @@
 #include "io/jsonl.h"
 #include "model/device_choice.h"
 #include "model/hf_model.h"
+#include "model/stop_tokens.h"
 
 namespace spinlm {
 namespace {
@@ -159,36 +160,6 @@ std::pair<int64_t, int64_t> parse_shard(const std::string& text) {
   return {index, count};
 }
 
-std::vector<int64_t> eos_token_ids(const std::string& model_dir, const ModelConfig& config,
-                                   const TextCodec& codec) {
-  const std::string path = model_dir + "/generation_config.json";
-  if (!model_dir.empty() && file_exists(path)) {
-    json generation;
-    try {
-      generation = json::parse(read_file(path));
-    } catch (const json::parse_error& error) {
-      fail(path, ": not valid JSON (", error.what(), ")");
-    }
-    auto eos = generation.find("eos_token_id");
-    if (eos != generation.end() && !eos->is_null()) {
-      std::vector<int64_t> ids;
-      if (eos->is_number_integer()) {
-        ids.push_back(eos->get<int64_t>());
-      } else {
-        check(eos->is_array(), path, ": field \"eos_token_id\" must be an integer or a list of integers");
-        for (const json& id : *eos) {
-          check(id.is_number_integer(), path, ": field \"eos_token_id\" must hold integers, got ", id.dump());
-          ids.push_back(id.get<int64_t>());
-        }
-      }
-      if (!ids.empty()) return ids;
-    }
-  }
-  if (!config.eos_token_ids.empty()) return config.eos_token_ids;
-  if (auto id = codec.eos_id()) return {*id};
-  fail(model_dir, ": no EOS token id (generation_config.json, config.json and the tokenizer name none)");
-}
-
 GenerateSummary generate_file(const GenerateOptions& options) {
   const at::Device device = choose_device(options.device);
   const at::ScalarType dtype = choose_dtype(options.dtype, device);
@@ -216,7 +187,7 @@ GenerateSummary generate_file(const Transformer& model, const TextCodec& codec,
   engine_options.max_batch_tokens = options.max_batch_tokens;
   engine_options.steps_per_sync = options.steps_per_sync;
   engine_options.cuda_graphs = options.cuda_graphs;
-  engine_options.eos_ids = eos_token_ids(options.model_dir, model.config(), codec);
+  engine_options.eos_ids = load_stop_tokens(options.model_dir, model.config(), &codec).ids;
   engine_options.stop_strings = StopStrings(options.stop);
   engine_options.decode = [&codec](const std::vector<int64_t>& ids) {
     return codec.tokenizer().decode(ids, /*skip_special_tokens=*/true);

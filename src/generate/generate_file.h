@@ -78,14 +78,9 @@ struct GenerateSummary {
 GenerateSummary generate_file(const GenerateOptions& options);
 
 // Runs the job with a model and codec already in memory; options.model_dir is still read for
-// generation_config.json (EOS ids) when it is not empty.
+// generation_config.json (the stop ids, model/stop_tokens.h) when it is not empty.
 GenerateSummary generate_file(const Transformer& model, const TextCodec& codec,
                               const GenerateOptions& options);
-
-// EOS ids: generation_config.json's eos_token_id (an int or a list), else config.json's, else
-// the tokenizer's eos token. Error when none is known.
-std::vector<int64_t> eos_token_ids(const std::string& model_dir, const ModelConfig& config,
-                                   const TextCodec& codec);
 
 // "I/N" -> (I, N) with 0 <= I < N; Error naming --shard otherwise.
 std::pair<int64_t, int64_t> parse_shard(const std::string& text);

@@ -18,6 +18,7 @@
 #include "io/jsonl.h"
 #include "model/device_choice.h"
 #include "model/hf_model.h"
+#include "model/stop_tokens.h"
 #include "pipeline/run_state.h"
 #include "train/sft_trainer.h"
 #include "train/spin_trainer.h"
@@ -114,7 +115,7 @@ nlohmann::json task_metrics(const Transformer& model, const TextCodec& codec, co
   options.num_fewshot = int(ev.num_fewshot);
   options.limit = limit_of(ev.limit);
   options.batch_size = ev.batch_size;
-  options.eos_ids = eos_token_ids(model_dir, model.config(), codec);
+  options.eos_ids = load_stop_tokens(model_dir, model.config(), &codec).ids;
   options.show_progress = progress;
   std::vector<TaskResult> results;
   nlohmann::json eval = nlohmann::json::object();
@@ -142,7 +143,7 @@ nlohmann::json heldout_nll(const Transformer& model, const ModelText& text, cons
   o.max_length = recipe.iterations.front().max_length;
   o.batch_size = recipe.iterations.front().per_device_train_batch_size;
   o.limit = limit_of(recipe.data.max_heldout_samples);
-  const HeldoutSftResult r = heldout_sft(model, *text.codec, text.eos_id, o);
+  const HeldoutSftResult r = heldout_sft(model, *text.codec, text.stop, o);
   return {{"heldout_nll", r.nll_per_token}, {"heldout_perplexity", r.perplexity}};
 }
 
@@ -179,17 +180,18 @@ nlohmann::json heldout_rewards(const std::string& opponent_dir, const std::strin
   o.beta = settings.beta;
   o.batch_size = settings.per_device_train_batch_size;
   const ModelText text = load_model_text(model_dir);
-  const std::vector<TokenPair> pairs = load_heldout_pairs(*text.codec, text.eos_id, text.vocab_size, o);
+  const std::vector<TokenPair> pairs = load_heldout_pairs(*text.codec, text.stop, text.vocab_size, o);
   ReferenceLogprobs opponent;
   {
     const Transformer p_t = load_model(opponent_dir, placement.device, placement.dtype);  // one model at a time
     opponent = score_heldout_pairs(p_t, pairs, o);
   }
   const Transformer p_next = load_model(model_dir, placement.device, placement.dtype);
-  const HeldoutPairsResult r = summarize_pair_rewards(score_heldout_pairs(p_next, pairs, o), opponent, o.beta);
+  const HeldoutPairsResult r = summarize_pair_rewards(pairs, score_heldout_pairs(p_next, pairs, o), opponent, o.beta);
   return {{"heldout_reward_accuracy", r.reward_accuracy},
           {"heldout_reward_accuracy_stderr", r.reward_accuracy_stderr},
           {"heldout_reward_margin", r.reward_margin},
+          {"heldout_identical_pairs", r.identical_pairs},
           {"heldout_rewards_real", r.rewards_real},
           {"heldout_rewards_generated", r.rewards_generated}};
 }

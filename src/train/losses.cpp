@@ -50,4 +50,8 @@ PairLossOutput spin_pair_loss(SpinLoss loss, double beta, const at::Tensor& poli
   return out;
 }
 
+at::Tensor reward_accuracy(const at::Tensor& rewards_real, const at::Tensor& rewards_generated) {
+  return (rewards_real > rewards_generated).to(at::kDouble) + 0.5 * (rewards_real == rewards_generated).to(at::kDouble);
+}
+
 }  // namespace spinlm

@@ -9,7 +9,9 @@
 //   ipo          (h - 1/(2 beta))^2 with h = u / beta (TRL's "ipo": the log-ratio difference
 //                itself, not scaled by beta; TRL feeds it length-averaged log-probs, see
 //                ipo_uses_mean_logprobs)
-// The rewards TRL logs are beta * (log p_theta - log p_ref) for every loss type.
+// The rewards TRL logs are beta * (log p_theta - log p_ref) for every loss type; reward
+// accuracy is 1 where the real answer's reward is larger, 1/2 on a tie (a pair whose two
+// sides are the same answer has equal rewards and tells nothing apart), 0 otherwise.
 #pragma once
 #include <string>
 
@@ -37,5 +39,8 @@ struct PairLossOutput {
 PairLossOutput spin_pair_loss(SpinLoss loss, double beta, const at::Tensor& policy_real,
                               const at::Tensor& policy_generated, const at::Tensor& reference_real,
                               const at::Tensor& reference_generated);
+
+// [B] 1 / 0.5 / 0 per pair: real reward above / equal to / below the generated one.
+at::Tensor reward_accuracy(const at::Tensor& rewards_real, const at::Tensor& rewards_generated);
 
 }  // namespace spinlm

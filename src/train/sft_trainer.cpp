@@ -56,10 +56,10 @@ SftTrainResult train_sft(const SftTrainOptions& options) {
   const std::string& model_dir = options.loop.model_dir;
   ModelText text = load_model_text(model_dir);
   std::vector<SftExample> examples =
-      load_sft_examples(options.data_files, text.codec.get(), text.eos_id, options.max_length, text.vocab_size);
+      load_sft_examples(options.data_files, text.codec.get(), text.stop, options.max_length, text.vocab_size);
   std::vector<SftExample> eval_examples;
   if (!options.eval_data.empty()) {
-    eval_examples = load_sft_examples({options.eval_data}, text.codec.get(), text.eos_id, options.max_length,
+    eval_examples = load_sft_examples({options.eval_data}, text.codec.get(), text.stop, options.max_length,
                                       text.vocab_size);
   }
   log_info("sft: ", examples.size(), " examples from ", options.data_files.size(), " file(s)");

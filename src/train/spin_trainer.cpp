@@ -13,25 +13,11 @@
 namespace spinlm {
 namespace fs = std::filesystem;
 
-ModelText load_model_text(const std::string& model_dir) {
-  ModelText text;
-  const ModelConfig config = load_config((fs::path(model_dir) / "config.json").string());
-  text.vocab_size = config.vocab_size;
-  if (file_exists((fs::path(model_dir) / "tokenizer.json").string())) {
-    text.codec = std::make_unique<TextCodec>(TextCodec::load(model_dir));
-    if (auto eos = text.codec->eos_id()) text.eos_id = *eos;
-  }
-  if (text.eos_id < 0 && !config.eos_token_ids.empty()) text.eos_id = config.eos_token_ids.front();
-  check(text.eos_id >= 0, model_dir, ": no EOS token (neither tokenizer_config.json's eos_token nor "
-                          "config.json's eos_token_id)");
-  return text;
-}
-
 std::vector<TokenPair> load_training_pairs(const std::vector<std::string>& files, const TextCodec* codec,
-                                           int64_t eos_id, const TruncationOptions& truncation,
+                                           const StopTokens& stop, const TruncationOptions& truncation,
                                            int64_t vocab_size) {
   validate_truncation(truncation);
-  std::vector<TokenPair> pairs = load_pairs(files, codec, eos_id);
+  std::vector<TokenPair> pairs = load_pairs(files, codec, stop);
   for (TokenPair& pair : pairs) {
     validate_pair(pair, vocab_size);
     pair = truncate_pair(pair, truncation);
@@ -68,7 +54,7 @@ SpinMicroOutput spin_micro_loss(const Transformer& model, const std::vector<cons
   result.metrics["loss"] = total(per_pair);
   result.metrics["rewards/real"] = total(out.rewards_real);
   result.metrics["rewards/generated"] = total(out.rewards_generated);
-  result.metrics["rewards/accuracies"] = total((out.rewards_real > out.rewards_generated).to(at::kDouble));
+  result.metrics["rewards/accuracies"] = total(reward_accuracy(out.rewards_real, out.rewards_generated));
   result.metrics["rewards/margins"] = total(out.rewards_real - out.rewards_generated);
   result.metrics["logps/real"] = total(policy_real);
   result.metrics["logps/generated"] = total(policy_generated);
@@ -171,11 +157,11 @@ SpinTrainResult train_spin(const SpinTrainOptions& options) {
   const std::string& model_dir = options.loop.model_dir;
 
   ModelText text = load_model_text(model_dir);
-  std::vector<TokenPair> pairs = load_training_pairs(options.data_files, text.codec.get(), text.eos_id,
+  std::vector<TokenPair> pairs = load_training_pairs(options.data_files, text.codec.get(), text.stop,
                                                      options.truncation, text.vocab_size);
   std::vector<TokenPair> eval_pairs;
   if (!options.eval_data.empty()) {
-    eval_pairs = load_training_pairs({options.eval_data}, text.codec.get(), text.eos_id,
+    eval_pairs = load_training_pairs({options.eval_data}, text.codec.get(), text.stop,
                                      options.truncation, text.vocab_size);
   }
   make_directories(options.loop.output_dir);

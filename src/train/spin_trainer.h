@@ -10,6 +10,7 @@
 
 #include "data/collate.h"
 #include "data/pairs.h"
+#include "model/model_text.h"
 #include "model/transformer.h"
 #include "train/losses.h"
 #include "train/reference_logprobs.h"
@@ -61,16 +62,7 @@ MetricMap evaluate_spin(const Transformer& model, const std::vector<TokenPair>& 
 // Pairs of the files, truncated and checked against the vocabulary; codec may be null when
 // the rows carry token ids.
 std::vector<TokenPair> load_training_pairs(const std::vector<std::string>& files, const TextCodec* codec,
-                                           int64_t eos_id, const TruncationOptions& truncation,
+                                           const StopTokens& stop, const TruncationOptions& truncation,
                                            int64_t vocab_size);
-
-// The tokenizer side of a model folder (null when it has no tokenizer.json) and its EOS id
-// (tokenizer_config's eos_token, else config.json's first eos_token_id; Error when neither).
-struct ModelText {
-  std::unique_ptr<TextCodec> codec;
-  int64_t eos_id = -1;
-  int64_t vocab_size = 0;
-};
-ModelText load_model_text(const std::string& model_dir);
 
 }  // namespace spinlm
