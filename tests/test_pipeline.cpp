@@ -74,7 +74,7 @@ TEST(Recipe, DefaultsAndOverrides) {
   EXPECT_DOUBLE_EQ(r.iterations[1].beta, 0.1);
   // Without held-out data the reward-accuracy evaluation is off, so the stop rule cannot use it.
   EXPECT_NE(error_of([] {
-              parse_recipe(std::string(kMinimal) + "stop: {reward_accuracy_tolerance: 0.05}\n", "r.yaml");
+              parse_recipe(std::string(kMinimal) + "stop: {reward_accuracy_stderrs: 2}\n", "r.yaml");
             }).find("needs data.heldout"),
             std::string::npos);
   const Recipe o = parse_recipe(std::string(kMinimal) + "beta: 0.2\niterations:\n  - {}\n  - {beta: 5.0, loss_type: hinge}\n",
@@ -491,6 +491,48 @@ TEST(StopRule, ReadsTheValidationSplitNeverTheTestSplit) {
     EXPECT_EQ(summary.selected_by, "heldout_exact_match");
     const std::string table = format_summary_table(summary);
     EXPECT_NE(table.find(summary.selected + " *"), std::string::npos) << table;
+  }
+}
+
+// The fixed-point rule: reward accuracy within k standard errors of 0.5 stops the run only once
+// the iteration's training moved the model (its final training margin); a tie counts one half
+// upstream (train/losses.h), so pairs of equal answers pull the accuracy to 0.5, not below.
+TEST(StopRule, RewardAccuracyAtTheFixedPointOnlyAfterTheModelMoved) {
+  for (const double margin : {0.01, 0.8}) {
+    const std::string dir = testkit::make_temp_dir("stop-fixed-point");
+    make_directories(dir + "/model");
+    write_file_atomic(dir + "/model/config.json", "{}");
+    for (const char* file : {"t.jsonl", "h.jsonl"}) write_file_atomic(dir + "/" + file, "");
+    write_file_atomic(dir + "/r.yaml", "model_name_or_path: model\ndata: {train: t.jsonl, heldout: h.jsonl}\n"
+                                       "num_iterations: 2\nstop: {reward_accuracy_stderrs: 2, min_train_margin: 0.1}\n");
+    const Recipe recipe = load_recipe(dir + "/r.yaml");
+    const std::string run = dir + "/run";
+    {
+      RunState state = RunState::open(run, recipe_to_json(recipe), false);
+      for (const char* step : {"sft_eval", "iter_0/generate", "iter_0/train", "iter_0/eval", "iter_1/generate",
+                               "iter_1/train", "iter_1/eval"})
+        state.mark_done(step);
+      state.iteration_dir(0);
+      state.iteration_dir(1);
+    }
+    write_file_atomic(run + "/sft_eval.json", "{}");
+    // 0.56 is 1.5 standard errors (0.04) from 0.5: the fixed point within 2 standard errors.
+    const json eval = {{"heldout_reward_accuracy", 0.56}, {"heldout_reward_accuracy_stderr", 0.04},
+                       {"train_margins_last", margin}};
+    write_file_atomic(run + "/iter_0/eval.json", eval.dump());
+    write_file_atomic(run + "/iter_1/eval.json", eval.dump());
+    RunOptions options;
+    options.run_dir = run;
+    options.resume = true;
+    options.show_progress = false;
+    const RunSummary summary = run_spin(recipe, options);
+    if (margin < 0.1) {
+      EXPECT_EQ(summary.stopped, "");  // an iteration that barely moved says nothing about the fixed point
+      EXPECT_EQ(summary.iterations_done, 2);
+    } else {
+      EXPECT_NE(summary.stopped.find("within 2 standard errors"), std::string::npos) << summary.stopped;
+      EXPECT_EQ(summary.iterations_done, 1);
+    }
   }
 }
 

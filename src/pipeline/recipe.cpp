@@ -11,6 +11,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "eval/answer_distribution.h"
 #include "eval/builtin_tasks.h"
 #include "eval/evaluator.h"
 #include "eval/task_yaml.h"
@@ -184,12 +185,16 @@ void check_task(const TaskDefinition& task, const EvaluationSettings& ev, const 
 }
 
 void read_evaluation(const Section& e, const std::string& base_dir, EvaluationSettings& ev) {
-  e.only({"heldout_reward_accuracy", "heldout_nll", "exact_match", "heldout_exact_match", "max_new_tokens",
-          "tasks", "task_files", "data_dir", "num_fewshot", "limit", "batch_size"});
+  e.only({"heldout_reward_accuracy", "heldout_nll", "exact_match", "heldout_exact_match", "sample_accuracy",
+          "distribution", "displacement_warning", "max_new_tokens", "tasks", "task_files", "data_dir",
+          "num_fewshot", "limit", "batch_size"});
   e.flag("heldout_reward_accuracy", ev.heldout_reward_accuracy);
   e.flag("heldout_nll", ev.heldout_nll);
   e.flag("exact_match", ev.exact_match);
   e.flag("heldout_exact_match", ev.heldout_exact_match);
+  e.flag("sample_accuracy", ev.sample_accuracy);
+  e.flag("distribution", ev.distribution);
+  e.number("displacement_warning", ev.displacement_warning, 0.0, 1e9);
   e.integer("max_new_tokens", ev.max_new_tokens, 1);
   e.integer("num_fewshot", ev.num_fewshot, 0);
   e.integer("limit", ev.limit, 0);
@@ -199,7 +204,7 @@ void read_evaluation(const Section& e, const std::string& base_dir, EvaluationSe
   e.text("data_dir", ev.data_dir);
   ev.data_dir = resolve(ev.data_dir, base_dir);
   if (!ev.has_tasks()) {
-    for (const char* key : {"data_dir", "num_fewshot", "limit", "batch_size"})
+    for (const char* key : {"data_dir", "num_fewshot", "limit"})
       check(!e.has(key), e.where(e.get(key)), ": key '", e.name(key), "' needs evaluation.tasks or evaluation.task_files");
     return;
   }
@@ -285,7 +290,7 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
 
   if (top.has("generation")) {
     const Section g = top.child("generation");
-    g.only({"max_new_tokens", "temperature", "top_p", "top_k", "min_p", "batch_size", "prompt_format"});
+    g.only({"max_new_tokens", "temperature", "top_p", "top_k", "min_p", "batch_size", "prompt_format", "negatives"});
     SamplingSettings& gen = recipe.generation;
     g.integer("max_new_tokens", gen.max_new_tokens, 1);
     g.number("temperature", gen.temperature, 0.0, 100.0);
@@ -295,6 +300,18 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
     g.number("min_p", gen.min_p, 0.0, 1.0);
     g.integer("batch_size", gen.batch_size, 1);
     g.choice("prompt_format", gen.prompt_format, {"chat", "spin-legacy"});
+    if (g.has("negatives")) {
+      const Section n = g.child("negatives");
+      n.only({"reject", "verifier", "max_resamples"});
+      std::string reject = "none";
+      n.choice("reject", reject, {"none", "verified"});
+      gen.negatives.reject_verified = reject == "verified";
+      n.choice("verifier", gen.negatives.verifier, {"final_answer", "solution"});
+      n.integer("max_resamples", gen.negatives.max_resamples, 0);
+      check(gen.negatives.reject_verified || (!n.has("verifier") && !n.has("max_resamples")),
+            n.where(n.get(n.has("verifier") ? "verifier" : "max_resamples")),
+            ": key 'generation.negatives' needs reject: verified for its other settings");
+    }
   }
 
   if (top.has("evaluation")) read_evaluation(top.child("evaluation"), base_dir, recipe.evaluation);
@@ -304,6 +321,19 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
   if (recipe.data.heldout.empty() && recipe.evaluation.heldout_exact_match) {
     const Section e = top.child("evaluation");
     fail(e.where(e.get("heldout_exact_match")), ": key 'evaluation.heldout_exact_match' needs data.heldout");
+  }
+
+  if (recipe.evaluation.distribution) {
+    const Section e = top.child("evaluation");
+    check(!recipe.data.test.empty() || !recipe.data.heldout.empty(), e.where(e.get("distribution")),
+          ": key 'evaluation.distribution' needs data.test or data.heldout");
+    for (const std::string* path : {&recipe.data.test, &recipe.data.heldout}) {
+      if (path->empty()) continue;
+      check(file_exists(*path), e.where(e.get("distribution")), ": data file ", *path, " does not exist");
+      check(rows_list_valid_answers(*path), e.where(e.get("distribution")),
+            ": key 'evaluation.distribution' needs rows that list their valid answers (\"solutions\"), and ",
+            *path, " has none: this task carries no answer distribution");
+    }
   }
 
   int64_t num_iterations = -1;
@@ -332,24 +362,32 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
 
   if (top.has("stop")) {
     const Section s = top.child("stop");
-    s.only({"reward_accuracy_tolerance", "patience", "metric"});
-    double tolerance = 0;
-    if (s.has("reward_accuracy_tolerance")) {
-      s.number("reward_accuracy_tolerance", tolerance, 0.0, 0.5);
-      recipe.stop.reward_accuracy_tolerance = tolerance;
-      check(recipe.evaluation.heldout_reward_accuracy, s.where(s.get("reward_accuracy_tolerance")),
-            ": key 'stop.reward_accuracy_tolerance' needs data.heldout and "
-            "evaluation.heldout_reward_accuracy");
+    s.only({"reward_accuracy_stderrs", "min_train_margin", "patience", "metric"});
+    if (s.has("reward_accuracy_stderrs")) {
+      double k = 0;
+      s.number("reward_accuracy_stderrs", k, 0.0, 100.0);
+      recipe.stop.reward_accuracy_stderrs = k;
+      check(recipe.evaluation.heldout_reward_accuracy, s.where(s.get("reward_accuracy_stderrs")),
+            ": key 'stop.reward_accuracy_stderrs' needs data.heldout and evaluation.heldout_reward_accuracy");
     }
+    s.number("min_train_margin", recipe.stop.min_train_margin, 0.0, 1e9);
+    check(!s.has("min_train_margin") || recipe.stop.reward_accuracy_stderrs, s.where(s.get("min_train_margin")),
+          ": key 'stop.min_train_margin' belongs to the rule of 'stop.reward_accuracy_stderrs'");
     s.integer("patience", recipe.stop.patience, 0);
     // Patience watches a validation measurement: choices never look at data.test.
     const EvaluationSettings& ev = recipe.evaluation;
-    s.choice("metric", recipe.stop.metric, {"heldout_exact_match", "heldout_nll"});
-    if (recipe.stop.metric.empty()) recipe.stop.metric = ev.heldout_exact_match ? "heldout_exact_match" : "heldout_nll";
-    const bool evaluated = recipe.stop.metric == "heldout_exact_match" ? ev.heldout_exact_match : ev.heldout_nll;
+    s.choice("metric", recipe.stop.metric, {"heldout_exact_match", "heldout_nll", "heldout_forward_kl"});
+    if (recipe.stop.metric.empty())
+      recipe.stop.metric = ev.heldout_exact_match ? "heldout_exact_match"
+                           : ev.distribution && !recipe.data.heldout.empty() ? "heldout_forward_kl"
+                                                                             : "heldout_nll";
+    const bool evaluated = recipe.stop.metric == "heldout_exact_match" ? ev.heldout_exact_match
+                           : recipe.stop.metric == "heldout_nll"     ? ev.heldout_nll
+                                                                     : ev.distribution && !recipe.data.heldout.empty();
+    const std::string needs = recipe.stop.metric == "heldout_forward_kl" ? "distribution" : recipe.stop.metric;
     check(recipe.stop.patience == 0 || evaluated, s.where(s.get(s.has("metric") ? "metric" : "patience")),
           ": key 'stop.patience' watches ", recipe.stop.metric, ", which needs data.heldout and evaluation.",
-          recipe.stop.metric, " (the stop rule uses the validation split only, never data.test)");
+          needs, " (the stop rule uses the validation split only, never data.test)");
   }
   if (top.has("control")) {
     const Section c = top.child("control");
@@ -393,18 +431,23 @@ std::string recipe_to_json(const Recipe& r) {
                       {"heldout_nll", e.heldout_nll}, {"exact_match", e.exact_match},
                       {"max_new_tokens", e.max_new_tokens}}},
       {"iterations", iterations},
-      {"stop", {{"reward_accuracy_tolerance",
-                 r.stop.reward_accuracy_tolerance ? nlohmann::json(*r.stop.reward_accuracy_tolerance)
-                                                  : nlohmann::json()},
-                {"patience", r.stop.patience}}},
+      {"stop", nlohmann::json::object({{"patience", r.stop.patience}})},
       {"control", {{"enabled", r.control.enabled}}}};
   // Settings added later appear only when they change what a run does, so the recipe.json of
   // run folders written before them still matches on --resume.
   if (e.heldout_exact_match) out["evaluation"]["heldout_exact_match"] = true;
+  if (e.sample_accuracy) out["evaluation"]["sample_accuracy"] = true;
+  if (e.distribution) out["evaluation"]["distribution"] = true;
+  if (g.negatives.reject_verified)
+    out["generation"]["negatives"] = {{"reject", "verified"}, {"verifier", g.negatives.verifier},
+                                      {"max_resamples", g.negatives.max_resamples}};
   if (e.has_tasks())
     out["evaluation"].update({{"tasks", e.tasks}, {"task_files", e.task_files}, {"data_dir", e.data_dir},
                               {"num_fewshot", e.num_fewshot}, {"limit", e.limit}, {"batch_size", e.batch_size}});
   if (r.stop.patience > 0) out["stop"]["metric"] = r.stop.metric;
+  if (r.stop.reward_accuracy_stderrs)
+    out["stop"].update({{"reward_accuracy_stderrs", *r.stop.reward_accuracy_stderrs},
+                        {"min_train_margin", r.stop.min_train_margin}});
   if (r.checkpoints.keep) out["keep_checkpoints"] = true;
   return out.dump(2);
 }

@@ -36,11 +36,18 @@
 //     min_p: 0.0
 //     batch_size: 64
 //     prompt_format: chat              # chat | spin-legacy
+//     negatives:                       # an extension, not the paper's method (ReST-EM's filter):
+//       reject: verified               # none | verified: redraw answers the verifier accepts
+//       verifier: final_answer         # final_answer ("#### N") | solution (a listed answer)
+//       max_resamples: 4               # then the prompt is dropped
 //   evaluation:
 //     heldout_reward_accuracy: true
 //     heldout_nll: true
 //     exact_match: true                # reported numbers: data.test
 //     heldout_exact_match: false       # greedy exact match on data.heldout (for choices)
+//     sample_accuracy: false           # one answer at temperature 1 per problem, checked
+//     distribution: false              # exact distance to p_data: rows list "solutions"
+//     displacement_warning: 2.0        # nats of logps/real lost while margins grow (0 = off)
 //     max_new_tokens: 64
 //     tasks: [arc_challenge, gsm8k]    # lm-eval tasks (docs/eval.md) on every model
 //     task_files: [my_task.yaml]       # task YAML files
@@ -52,9 +59,10 @@
 //     - {learning_rate: 5.0e-7, beta: 0.1}
 //     - {learning_rate: 5.0e-7, beta: 0.1, mix_previous: true}
 //   stop:                              # optional early end, on validation numbers only
-//     reward_accuracy_tolerance: 0.05  # held-out reward accuracy within 0.5 +- this
+//     reward_accuracy_stderrs: 2       # held-out reward accuracy within 2 standard errors of 0.5 ...
+//     min_train_margin: 0.1            # ... once the training margins reached this (the model moved)
 //     patience: 0                      # iterations without a better `metric` (0 = off)
-//     metric: heldout_exact_match      # or heldout_nll
+//     metric: heldout_exact_match      # or heldout_nll, heldout_forward_kl
 //   control:                           # optional: continued SFT with the same steps
 //     enabled: false
 //   keep_checkpoints: false            # keep each iteration's epoch checkpoints
@@ -101,6 +109,15 @@ struct DataSettings {
   int64_t max_test_samples = 0;
 };
 
+// Verifier-filtered negatives, an extension (ReST-EM's filter, not the paper's method): a
+// generated answer that the verifier accepts (data/verifier.h) is drawn again, up to
+// max_resamples times, and the prompt gives no pair when every draw was accepted.
+struct NegativeSettings {
+  bool reject_verified = false;          // reject: verified | none
+  std::string verifier = "final_answer";  // final_answer | solution
+  int64_t max_resamples = 4;
+};
+
 // (Not named GenerationSettings: eval/task_config.h has a type of that name.)
 struct SamplingSettings {
   int64_t max_new_tokens = 256;
@@ -110,6 +127,7 @@ struct SamplingSettings {
   double min_p = 0.0;
   int64_t batch_size = 64;
   std::string prompt_format = "chat";  // chat | spin-legacy
+  NegativeSettings negatives;
 };
 
 struct EvaluationSettings {
@@ -117,6 +135,16 @@ struct EvaluationSettings {
   bool heldout_nll = true;
   bool exact_match = true;           // greedy "#### N" exact match on data.test (reported)
   bool heldout_exact_match = false;  // the same on data.heldout (validation: for choices)
+  // One answer sampled at temperature 1 per problem, its "#### N" checked, on every split whose
+  // exact match is evaluated ("sample_accuracy", "heldout_sample_accuracy").
+  bool sample_accuracy = false;
+  // The exact distance to p_data (eval/answer_distribution.h) on data.test and data.heldout,
+  // whose rows must list their valid answers ("solutions").
+  bool distribution = false;
+  // A warning in run.log when an iteration's training lowers the real answers' summed
+  // log-prob (logps/real) by more than this many nats while the margin grows (likelihood
+  // displacement); 0 turns it off.
+  double displacement_warning = 2.0;
   int64_t max_new_tokens = 64;
   // lm-evaluation-harness tasks (src/eval, docs/eval.md) run on every evaluated model.
   std::vector<std::string> tasks;       // built-in task names (arc_challenge, gsm8k, ...)
@@ -131,10 +159,15 @@ struct EvaluationSettings {
 
 // The stop rule reads only validation measurements (data.heldout), never data.test.
 struct StopSettings {
-  std::optional<double> reward_accuracy_tolerance;  // unset: never stop on it
-  int64_t patience = 0;                             // 0: off
-  // What patience watches: heldout_exact_match (higher is better) | heldout_nll (lower).
-  std::string metric;  // empty until parsed: the first of the two that is evaluated
+  // The fixed point: held-out reward accuracy (a tie one half) within this many standard
+  // errors of 0.5 ends the run, once the iteration's training moved the model (the mean
+  // training margin of its last logged window is at least min_train_margin). Unset: off.
+  std::optional<double> reward_accuracy_stderrs;
+  double min_train_margin = 0.1;
+  int64_t patience = 0;  // 0: off
+  // What patience watches: heldout_exact_match (higher is better), heldout_nll or
+  // heldout_forward_kl (lower is better).
+  std::string metric;  // empty until parsed: the first of them that is evaluated
 };
 
 struct ControlSettings {

@@ -5,13 +5,19 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
+#include <tuple>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/logging.h"
 #include "data/arith_task.h"
+#include "data/verifier.h"
+#include "eval/answer_distribution.h"
 #include "eval/builtin_tasks.h"
 #include "eval/evaluator.h"
 #include "eval/heldout.h"
+#include "eval/paired.h"
 #include "eval/results.h"
 #include "eval/task_yaml.h"
 #include "generate/generate_file.h"
@@ -45,30 +51,21 @@ void write_json(const std::string& path, const nlohmann::json& value) {
   write_file_atomic(path, value.dump(2) + "\n");
 }
 
-// Final answers of the test rows by their index (non-blank line order): the "answer" field,
-// else the "#### N" of the row's last assistant message.
+// Final answers of the rows by their index (non-blank line order; data/verifier.h).
 std::vector<std::optional<int64_t>> test_answers(const std::string& path) {
   std::vector<std::optional<int64_t>> answers;
-  for (const JsonlRow& row : read_jsonl(path)) {
-    const json& v = row.value;
-    std::optional<int64_t> answer;
-    if (v.contains("answer") && v["answer"].is_number_integer()) {
-      answer = v["answer"].get<int64_t>();
-    } else if (v.contains("messages") && v["messages"].is_array()) {
-      for (const json& m : v["messages"])
-        if (m.is_object() && m.value("role", "") == "assistant" && m.contains("content") && m["content"].is_string())
-          answer = extract_final_answer(m["content"].get<std::string>());
-    }
-    answers.push_back(answer);
-  }
+  for (const JsonlRow& row : read_jsonl(path)) answers.push_back(row_final_answer(row.value));
   return answers;
 }
 
-// Greedy exact match of "#### N" on a split (data.test -> "exact_match", data.heldout ->
-// "heldout_exact_match"); the generations stay in generations_path.
+// Exact match of "#### N" on a split (data.test -> "exact_match", data.heldout ->
+// "heldout_exact_match"), greedy or with one sample at temperature 1 (key "sample_accuracy",
+// "heldout_sample_accuracy"); the answers stay in generations_path, one row per problem
+// with its "correct" flag (what McNemar's test against the control reads).
 nlohmann::json exact_match(const Transformer& model, const TextCodec& codec, const std::string& model_dir,
                            const Recipe& recipe, const std::string& split_path, int64_t max_samples,
-                           const std::string& key, const std::string& generations_path, bool progress) {
+                           const std::string& key, const std::string& generations_path, bool sampled,
+                           bool progress) {
   GenerateOptions g;
   g.model_dir = model_dir;
   g.device = model.device().str();
@@ -76,7 +73,8 @@ nlohmann::json exact_match(const Transformer& model, const TextCodec& codec, con
   g.input_path = split_path;
   g.output_path = generations_path;
   g.max_new_tokens = recipe.evaluation.max_new_tokens;
-  g.sampling.greedy = true;
+  g.sampling.greedy = !sampled;
+  g.sampling.temperature = 1.0;
   g.seed = recipe.seed;
   g.batch_size = recipe.generation.batch_size;
   g.prompt_format = recipe.generation.prompt_format;
@@ -85,6 +83,7 @@ nlohmann::json exact_match(const Transformer& model, const TextCodec& codec, con
   generate_file(model, codec, g);
   const std::vector<std::optional<int64_t>> answers = test_answers(split_path);
   int64_t correct = 0, total = 0;
+  std::vector<json> rows;
   for (const JsonlRow& row : read_jsonl(generations_path)) {
     const int64_t index = row.value.at("index").get<int64_t>();
     check(index >= 0 && index < int64_t(answers.size()), generations_path, ":", row.line, ": index out of range");
@@ -93,13 +92,35 @@ nlohmann::json exact_match(const Transformer& model, const TextCodec& codec, con
           " has no final answer (an \"answer\" field or \"#### N\" in the assistant message)");
     const json& generated = row.value.at("generated");
     const std::string text = generated.back().at("content").get<std::string>();
-    correct += arith_answer_correct(text, *answer);
+    const bool right = arith_answer_correct(text, *answer);
+    correct += right;
     ++total;
+    rows.push_back(row.value);
+    rows.back()["correct"] = right;
   }
   check(total > 0, split_path, ": no rows to evaluate");
+  write_jsonl_atomic(generations_path, rows);
   const double p = double(correct) / double(total);
   return {{key, p}, {key + "_stderr", std::sqrt(p * (1 - p) / double(std::max<int64_t>(1, total - 1)))},
           {key + "_n", total}};
+}
+
+// The exact distance to p_data on a split whose rows list their valid answers
+// (eval/answer_distribution.h): the means under "<prefix>forward_kl", ... and one row per
+// problem in rows_path (what the paired comparison with the control reads).
+nlohmann::json distribution(const Transformer& model, const ModelText& text, const Recipe& recipe,
+                            const std::string& split_path, int64_t max_samples, const std::string& prefix,
+                            const std::string& rows_path, bool progress) {
+  AnswerDistributionOptions o;
+  o.file = split_path;
+  o.limit = limit_of(max_samples);
+  o.batch_size = recipe.evaluation.batch_size;
+  o.show_progress = progress;
+  const std::vector<ProblemDistribution> problems = score_answer_distribution(model, *text.codec, text.stop, o);
+  std::vector<json> rows;
+  for (const ProblemDistribution& p : problems) rows.push_back(to_json(p));
+  write_jsonl_atomic(rows_path, rows);
+  return summarize_distribution(problems, prefix);
 }
 
 // The recipe's lm-evaluation-harness tasks on a model in memory: "<task>/<metric>" (and
@@ -148,23 +169,40 @@ nlohmann::json heldout_nll(const Transformer& model, const ModelText& text, cons
 }
 
 // What every evaluated model (SFT, iterations, control) reports: exact match on data.test,
-// and on data.heldout, held-out NLL, and the recipe's lm-eval tasks. generations_prefix +
-// "test_generations.jsonl" / "heldout_generations.jsonl" keep the greedy answers.
+// and on data.heldout, held-out NLL, the exact distribution metrics and one-sample accuracy
+// where asked for, and the recipe's lm-eval tasks. generations_prefix + "test_generations.jsonl",
+// "heldout_generations.jsonl", "test_samples.jsonl", "test_distribution.jsonl", ... keep the
+// answers and the per-problem numbers.
 nlohmann::json evaluate_model(const std::string& model_dir, const Recipe& recipe, const TrainDevice& placement,
                               const std::string& generations_prefix, bool progress) {
   nlohmann::json eval = nlohmann::json::object();
   const EvaluationSettings& ev = recipe.evaluation;
-  if (!ev.exact_match && !ev.heldout_exact_match && !ev.heldout_nll && !ev.has_tasks()) return eval;
+  if (!ev.exact_match && !ev.heldout_exact_match && !ev.heldout_nll && !ev.distribution && !ev.has_tasks()) return eval;
   const Transformer model = load_model(model_dir, placement.device, placement.dtype);
   const ModelText text = load_model_text(model_dir);
   check(text.codec != nullptr, model_dir, ": no tokenizer.json; evaluation needs the model's tokenizer");
-  if (ev.exact_match)
-    eval.update(exact_match(model, *text.codec, model_dir, recipe, recipe.data.test, recipe.data.max_test_samples,
-                            "exact_match", generations_prefix + "test_generations.jsonl", progress));
-  if (ev.heldout_exact_match)
-    eval.update(exact_match(model, *text.codec, model_dir, recipe, recipe.data.heldout,
-                            recipe.data.max_heldout_samples, "heldout_exact_match",
-                            generations_prefix + "heldout_generations.jsonl", progress));
+  struct Split {
+    bool exact_match;
+    const std::string& path;
+    int64_t max_samples;
+    std::string prefix, file;  // key prefix, file prefix
+  };
+  for (const Split& split : {Split{ev.exact_match, recipe.data.test, recipe.data.max_test_samples, "", "test_"},
+                             Split{ev.heldout_exact_match, recipe.data.heldout, recipe.data.max_heldout_samples,
+                                   "heldout_", "heldout_"}}) {
+    if (split.path.empty()) continue;
+    const std::string files = generations_prefix + split.file;
+    if (split.exact_match) {
+      eval.update(exact_match(model, *text.codec, model_dir, recipe, split.path, split.max_samples,
+                              split.prefix + "exact_match", files + "generations.jsonl", false, progress));
+      if (ev.sample_accuracy)
+        eval.update(exact_match(model, *text.codec, model_dir, recipe, split.path, split.max_samples,
+                                split.prefix + "sample_accuracy", files + "samples.jsonl", true, progress));
+    }
+    if (ev.distribution)
+      eval.update(distribution(model, text, recipe, split.path, split.max_samples, split.prefix,
+                               files + "distribution.jsonl", progress));
+  }
   if (ev.heldout_nll) eval.update(heldout_nll(model, text, recipe));
   if (ev.has_tasks()) eval.update(task_metrics(model, *text.codec, model_dir, ev, progress));
   return eval;
@@ -329,6 +367,65 @@ void check_inputs(const Recipe& recipe) {
     check(path->empty() || file_exists(*path), recipe.source, ": data file ", *path, " does not exist");
 }
 
+// How an iteration's training moved on its own pairs: logps/real and rewards/margins of the
+// first and the last logged window of metrics.jsonl (null when nothing was logged).
+nlohmann::json training_drift(const std::string& metrics_path) {
+  if (!file_exists(metrics_path)) return nullptr;
+  const std::vector<JsonlRow> rows = read_jsonl(metrics_path);
+  std::vector<const json*> logged;
+  for (const JsonlRow& row : rows)
+    if (row.value.contains("logps/real") && row.value.contains("rewards/margins")) logged.push_back(&row.value);
+  if (logged.empty()) return nullptr;
+  const json& first = *logged.front();
+  const json& last = *logged.back();
+  return {{"train_logps_real_first", first["logps/real"]}, {"train_logps_real_last", last["logps/real"]},
+          {"train_margins_first", first["rewards/margins"]}, {"train_margins_last", last["rewards/margins"]}};
+}
+
+// Per-problem values of a measurement file: a key of the distribution rows, or "correct" of
+// the generations rows; by problem index.
+std::map<int64_t, double> per_problem(const std::string& path, const std::string& key) {
+  std::map<int64_t, double> values;
+  for (const JsonlRow& row : read_jsonl(path)) {
+    const json& v = row.value;
+    check(v.contains("index") && v.contains(key), path, ":", row.line, ": no \"index\" or \"", key, "\"");
+    values[v["index"].get<int64_t>()] = v[key].is_boolean() ? double(v[key].get<bool>()) : v[key].get<double>();
+  }
+  return values;
+}
+
+// SPIN iteration t against the control at t on the same problems (eval/paired.h): for each
+// split and measurement both evaluated, the paired difference SPIN - control, and McNemar's
+// test for the exact matches. Keys "<prefix><measure>".
+nlohmann::json compare_with_control(const std::string& spin_dir, const std::string& control_dir) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const std::string split : {"test_", "heldout_"}) {
+    const std::string prefix = split == "test_" ? "" : "heldout_";
+    const auto paired = [&](const std::string& file, const std::string& key, const std::string& name) {
+      const std::string a = spin_dir + "/" + split + file, b = control_dir + "/" + split + file;
+      if (!file_exists(a) || !file_exists(b)) return;
+      const std::map<int64_t, double> va = per_problem(a, key), vb = per_problem(b, key);
+      std::vector<double> xa, xb;
+      for (const auto& [index, value] : va) {
+        auto found = vb.find(index);
+        check(found != vb.end(), b, ": problem ", index, " is missing (measured in ", a, ")");
+        xa.push_back(value);
+        xb.push_back(found->second);
+      }
+      out[prefix + name] = to_json(paired_difference(xa, xb));
+      if (key == "correct") {
+        std::vector<bool> ca(xa.begin(), xa.end()), cb(xb.begin(), xb.end());
+        out[prefix + name]["mcnemar"] = to_json(mcnemar(ca, cb));
+      }
+    };
+    for (const char* measure : {"forward_kl", "valid_mass", "tv", "shape_tv", "shape_entropy"})
+      paired("distribution.jsonl", measure, measure);
+    paired("generations.jsonl", "correct", "exact_match");
+    paired("samples.jsonl", "correct", "sample_accuracy");
+  }
+  return out;
+}
+
 class SpinRun {
  public:
   SpinRun(const Recipe& recipe, const RunOptions& options, const TrainDevice& placement)
@@ -394,8 +491,15 @@ class SpinRun {
       const uint64_t seed = recipe_.seed + uint64_t(t);
       const Transformer p_t = load_model(model, placement_.device, placement_.dtype);
       const TextCodec codec = TextCodec::load(model);
-      generate_file(p_t, codec, generation_options(recipe_, model, p_t, recipe_.data.train, it + "/pairs.jsonl", seed,
-                                                   limit_of(recipe_.data.max_train_samples), options_.show_progress));
+      const GenerateOptions g = generation_options(recipe_, model, p_t, recipe_.data.train, it + "/pairs.jsonl", seed,
+                                                   limit_of(recipe_.data.max_train_samples), options_.show_progress);
+      if (recipe_.generation.negatives.reject_verified) {
+        const nlohmann::json counts = generate_filtered_negatives(p_t, codec, g, it);
+        write_json(it + "/negatives.json", counts);
+        state_.log(name + " verifier-filtered negatives: " + counts.dump());
+      } else {
+        generate_file(p_t, codec, g);
+      }
       if (recipe_.evaluation.heldout_reward_accuracy)
         generate_file(p_t, codec, generation_options(recipe_, model, p_t, recipe_.data.heldout,
                                                      it + "/heldout_pairs.jsonl", seed + 100000,
@@ -414,12 +518,15 @@ class SpinRun {
       o.sft_weight = s.sft_weight;
       train_spin(o);
       copy_metrics(it + "/model", it + "/metrics.jsonl");
+      warn_on_displacement(name, training_drift(it + "/metrics.jsonl"));
     });
     if (!recipe_.checkpoints.keep) remove_checkpoints(it + "/model");
     step(name + "/eval", [&] {
       nlohmann::json eval = evaluate_model(it + "/model", recipe_, placement_, it + "/", options_.show_progress);
       if (recipe_.evaluation.heldout_reward_accuracy)
         eval.update(heldout_rewards(model, it + "/model", it + "/heldout_pairs.jsonl", s, placement_));
+      const nlohmann::json drift = training_drift(it + "/metrics.jsonl");
+      if (!drift.is_null()) eval.update(drift);
       write_json(it + "/eval.json", eval);
       state_.log(name + " eval: " + loggable(eval));
     });
@@ -454,25 +561,119 @@ class SpinRun {
       const nlohmann::json eval = evaluate_model(it + "/model", recipe_, placement_, it + "/", options_.show_progress);
       write_json(it + "/eval.json", eval);
       state_.log(name + " eval: " + loggable(eval));
+      const nlohmann::json paired = compare_with_control(dir(iter_name(t)), it);
+      if (!paired.empty()) {
+        write_json(dir(iter_name(t) + "/vs_control.json"), paired);
+        state_.log(iter_name(t) + " - " + name + " (paired): " + paired.dump());
+      }
     });
+  }
+
+  // Verifier-filtered negatives (recipe generation.negatives): every prompt is answered
+  // (draws_0.jsonl); an answer the verifier accepts is drawn again with the next seed
+  // (draws_r.jsonl, only those prompts), up to max_resamples times; a prompt whose every draw
+  // was accepted gives no pair. The pairs keep the input's index and order. Each draw file
+  // resumes by itself and every draw depends only on (seed, model, prompt), so a rerun
+  // after a kill writes the same pairs.jsonl.
+  nlohmann::json generate_filtered_negatives(const Transformer& p_t, const TextCodec& codec,
+                                             const GenerateOptions& options, const std::string& it) {
+    const NegativeSettings& n = recipe_.generation.negatives;
+    const Verifier verifier = parse_verifier(n.verifier);
+    std::vector<json> inputs;  // the training rows by index
+    for (const JsonlRow& row : read_jsonl(options.input_path)) inputs.push_back(row.value);
+    std::map<int64_t, json> pairs;  // index -> pair row
+    std::vector<int64_t> accepted;  // indices whose latest draw the verifier accepts
+    int64_t draws = 0, accepted_first = 0, prompts = 0;
+    for (int64_t round = 0; round <= n.max_resamples; ++round) {
+      GenerateOptions g = options;
+      g.output_path = it + "/draws_" + std::to_string(round) + ".jsonl";
+      g.seed = options.seed + uint64_t(round) * 7919;
+      std::vector<int64_t> source;  // draw row -> input index
+      if (round > 0) {
+        if (accepted.empty()) break;
+        std::vector<json> rows;
+        for (int64_t index : accepted) rows.push_back(inputs[size_t(index)]);
+        g.input_path = it + "/draws_" + std::to_string(round) + ".input.jsonl";
+        g.limit = -1;
+        if (!file_exists(g.input_path)) write_jsonl_atomic(g.input_path, rows);
+        source = accepted;
+      }
+      generate_file(p_t, codec, g);
+      accepted.clear();
+      for (const JsonlRow& row : read_jsonl(g.output_path)) {
+        json value = row.value;
+        const int64_t local = value.at("index").get<int64_t>();
+        const int64_t index = round == 0 ? local : source.at(size_t(local));
+        value["index"] = index;
+        value["draws"] = round + 1;
+        const std::string response = value.at("generated").back().at("content").get<std::string>();
+        ++draws;
+        if (round == 0) ++prompts;
+        if (verify_response(verifier, inputs.at(size_t(index)), response,
+                            options.input_path + ": row " + std::to_string(index + 1))) {
+          accepted.push_back(index);
+          if (round == 0) ++accepted_first;
+          pairs.erase(index);
+        } else {
+          pairs[index] = value;
+        }
+      }
+    }
+    std::vector<json> rows;
+    for (auto& [index, row] : pairs) rows.push_back(std::move(row));
+    check(!rows.empty(), it, ": every generated answer was accepted by the ", n.verifier, " verifier after ",
+          n.max_resamples, " resamples: no pairs to train on (the model solves the training prompts; "
+          "turn generation.negatives off or add harder prompts)");
+    write_jsonl_atomic(it + "/pairs.jsonl", rows);
+    return {{"verifier", n.verifier}, {"max_resamples", n.max_resamples}, {"prompts", prompts},
+            {"accepted_first_draw", accepted_first}, {"draws", draws}, {"pairs", int64_t(rows.size())},
+            {"dropped", prompts - int64_t(rows.size())}};
+  }
+
+  // Likelihood displacement: the real answers' log-prob falling while the margin grows.
+  void warn_on_displacement(const std::string& name, const nlohmann::json& drift) const {
+    const double limit = recipe_.evaluation.displacement_warning;
+    if (drift.is_null() || limit <= 0) return;
+    const double fall = drift["train_logps_real_first"].get<double>() - drift["train_logps_real_last"].get<double>();
+    const bool margin_grew = drift["train_margins_last"].get<double>() > drift["train_margins_first"].get<double>();
+    if (fall <= limit || !margin_grew) return;
+    char text[320];
+    std::snprintf(text, sizeof text,
+                  "%s: the real answers' log-prob fell by %.2f nats per answer during training (logps/real %.2f -> "
+                  "%.2f) while the margin grew (%.3f -> %.3f): likelihood displacement; a lower learning rate, "
+                  "fewer epochs or sft_weight > 0 counter it",
+                  name.c_str(), fall, drift["train_logps_real_first"].get<double>(),
+                  drift["train_logps_real_last"].get<double>(), drift["train_margins_first"].get<double>(),
+                  drift["train_margins_last"].get<double>());
+    log_warning(text);
+    state_.log(std::string("warning: ") + text);
   }
 
   // The stop rule after iteration t (empty: go on). Computed from the eval files, so a
   // resumed run decides exactly as the uninterrupted one did.
   std::string stop_reason(int64_t t) const {
     const nlohmann::json eval = read_json(dir(iter_name(t) + "/eval.json"));
-    if (recipe_.stop.reward_accuracy_tolerance && eval.contains("heldout_reward_accuracy")) {
+    if (recipe_.stop.reward_accuracy_stderrs && eval.contains("heldout_reward_accuracy")) {
       const double accuracy = eval["heldout_reward_accuracy"].get<double>();
-      if (std::abs(accuracy - 0.5) <= *recipe_.stop.reward_accuracy_tolerance)
-        return "held-out reward accuracy " + std::to_string(accuracy) + " is within " +
-               std::to_string(*recipe_.stop.reward_accuracy_tolerance) + " of 0.5 after iteration " +
-               std::to_string(t);
+      const double se = eval.value("heldout_reward_accuracy_stderr", nlohmann::json(0.0)).is_number()
+                            ? eval["heldout_reward_accuracy_stderr"].get<double>()
+                            : 0.0;
+      const double k = *recipe_.stop.reward_accuracy_stderrs;
+      const double margin = eval.contains("train_margins_last") ? eval["train_margins_last"].get<double>() : 0.0;
+      if (std::abs(accuracy - 0.5) <= k * se && margin >= recipe_.stop.min_train_margin) {
+        char text[256];
+        std::snprintf(text, sizeof text,
+                      "held-out reward accuracy %.4f is within %g standard errors (%.4f) of 0.5 after iteration %lld, "
+                      "whose training moved the model (final training margin %.3f >= %g)",
+                      accuracy, k, se, static_cast<long long>(t), margin, recipe_.stop.min_train_margin);
+        return text;
+      }
     }
     if (recipe_.stop.patience > 0) {
       // Iterations since the best validation value (the SFT model counts as iteration -1).
       // Only data.heldout measurements are read here: data.test never steers the run.
       const std::string& metric = recipe_.stop.metric;
-      const double sign = metric == "heldout_nll" ? -1.0 : 1.0;  // higher is better after this
+      const double sign = metric == "heldout_exact_match" ? 1.0 : -1.0;  // higher is better after this
       const auto value = [&](const std::string& path) {
         const nlohmann::json eval = read_json(path);
         return eval.contains(metric) && eval[metric].is_number() ? sign * eval[metric].get<double>() : -INFINITY;
@@ -527,6 +728,8 @@ RunSummary read_run_summary(const std::string& run_dir) {
   }
   for (int64_t t = 0; fs::exists(run_dir + "/control/" + iter_name(t)); ++t)
     add(summary.control, "control " + std::to_string(t), run_dir + "/control/" + iter_name(t) + "/eval.json");
+  for (int64_t t = 0; file_exists(run_dir + "/" + iter_name(t) + "/vs_control.json"); ++t)
+    summary.vs_control.push_back(read_json(run_dir + "/" + iter_name(t) + "/vs_control.json"));
   select_on_validation(summary);
   return summary;
 }
@@ -534,8 +737,8 @@ RunSummary read_run_summary(const std::string& run_dir) {
 void select_on_validation(RunSummary& summary) {
   summary.selected.clear();
   summary.selected_by.clear();
-  for (const char* metric : {"heldout_exact_match", "heldout_nll"}) {
-    const double sign = std::string(metric) == "heldout_nll" ? -1.0 : 1.0;
+  for (const char* metric : {"heldout_exact_match", "heldout_forward_kl", "heldout_nll"}) {
+    const double sign = std::string(metric) == "heldout_exact_match" ? 1.0 : -1.0;
     double best = -INFINITY;
     for (const EvaluatedModel& m : summary.spin) {
       if (!m.eval.contains(metric) || !m.eval[metric].is_number()) continue;
@@ -554,7 +757,12 @@ std::string format_summary_table(const RunSummary& summary) {
     std::string key, title;
   };
   std::vector<Column> columns = {{"exact_match", "test EM"},
+                                 {"sample_accuracy", "test T=1"},
+                                 {"forward_kl", "test KL"},
+                                 {"valid_mass", "test mass"},
+                                 {"tv", "test TV"},
                                  {"heldout_exact_match", "valid EM"},
+                                 {"heldout_forward_kl", "valid KL"},
                                  {"heldout_reward_accuracy", "reward acc"},
                                  {"heldout_nll", "valid NLL"}};
   std::vector<const EvaluatedModel*> rows;
@@ -584,7 +792,7 @@ std::string format_summary_table(const RunSummary& summary) {
   // Exact matches in percent, the others as they are.
   const auto cell = [](const nlohmann::json& eval, const std::string& key) -> std::string {
     if (!eval.contains(key) || !eval[key].is_number()) return "-";
-    const bool percent = key == "exact_match" || key == "heldout_exact_match";
+    const bool percent = key == "exact_match" || key == "heldout_exact_match" || key == "sample_accuracy";
     char buffer[32];
     std::snprintf(buffer, sizeof buffer, percent ? "%.1f%%" : "%.4f", eval[key].get<double>() * (percent ? 100 : 1));
     return buffer;
@@ -602,7 +810,37 @@ std::string format_summary_table(const RunSummary& summary) {
     for (const Column& c : shown) out += "  " + pad(cell(m->eval, c.key), std::max<size_t>(c.title.size(), 10), false);
     out += "\n";
   }
-  out += "test EM: greedy exact match on data.test (the reported number); valid: data.heldout\n";
+  out += "test EM: greedy exact match on data.test (the reported number); T=1: one sample at temperature 1;\n"
+         "KL: forward KL(p_data || p) in nats per answer; mass: p(valid answers); valid: data.heldout\n";
+  // Paired differences SPIN - control on the test problems.
+  bool header = false;
+  for (size_t t = 0; t < summary.vs_control.size(); ++t) {
+    const nlohmann::json& v = summary.vs_control[t];
+    std::string line;
+    for (const auto& [key, label, percent] : {std::tuple<const char*, const char*, bool>{"forward_kl", "KL", false},
+                                              {"valid_mass", "mass", false},
+                                              {"exact_match", "EM", true},
+                                              {"sample_accuracy", "T=1", true}}) {
+      if (!v.contains(key)) continue;
+      const nlohmann::json& d = v[key];
+      const double scale = percent ? 100.0 : 1.0;
+      char buffer[160];
+      if (d["stderr"].is_number())
+        std::snprintf(buffer, sizeof buffer, "  %s %+.4g +- %.2g", label, d["mean"].get<double>() * scale,
+                      d["stderr"].get<double>() * scale);
+      else
+        std::snprintf(buffer, sizeof buffer, "  %s %+.4g", label, d["mean"].get<double>() * scale);
+      line += buffer;
+      if (d.contains("mcnemar")) {
+        std::snprintf(buffer, sizeof buffer, " (McNemar p %.3g)", d["mcnemar"]["p_value"].get<double>());
+        line += buffer;
+      }
+    }
+    if (line.empty()) continue;
+    if (!header) out += "SPIN - control, paired over the test problems (mean +- standard error; EM in points):\n";
+    header = true;
+    out += "  iter " + std::to_string(t) + ":" + line + "\n";
+  }
   if (!summary.selected.empty())
     out += "* selected on the validation split by " + summary.selected_by + " (data.test played no part)\n";
   return out;

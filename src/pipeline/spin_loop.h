@@ -50,9 +50,12 @@ struct RunSummary {
   std::string stopped;  // non-empty when the stop rule ended the run early
   std::vector<EvaluatedModel> spin;     // SFT, iter 0, iter 1, ...
   std::vector<EvaluatedModel> control;  // control 0, 1, ... (empty without control)
+  // iter_t/vs_control.json per iteration with a control: paired differences SPIN - control.
+  std::vector<nlohmann::json> vs_control;
   std::string final_model;              // the last p_{T+1}
   // The model a user would pick, chosen on validation numbers only (data.heldout, never
-  // data.test): the highest heldout_exact_match, else the lowest heldout_nll, among SFT and
+  // data.test): the highest heldout_exact_match, else the lowest heldout_forward_kl, else the
+  // lowest heldout_nll, among SFT and
   // the SPIN iterations, the earliest on ties. Empty when neither was measured.
   std::string selected;     // its label ("iter 1")
   std::string selected_by;  // the validation metric that chose it
@@ -68,8 +71,11 @@ RunSummary read_run_summary(const std::string& run_dir);
 void select_on_validation(RunSummary& summary);
 
 // A plain-text table: one row per model (SFT, iter 0, control 0, iter 1, control 1, ...),
-// a column per measurement present (exact match on test, exact match on validation, reward
-// accuracy, held-out NLL, then each lm-eval "<task>/<metric>"); the selected model is marked.
+// a column per measurement present (exact match and one-sample accuracy on test, forward KL,
+// valid mass and TV to p_data on test, the same on validation, reward accuracy, held-out NLL,
+// then each lm-eval "<task>/<metric>"); the selected model is marked. Below it, the paired
+// differences SPIN - control per iteration (test split), with standard errors and McNemar's
+// p-value for exact match.
 std::string format_summary_table(const RunSummary& summary);
 
 }  // namespace spinlm
