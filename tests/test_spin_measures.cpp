@@ -328,9 +328,15 @@ TEST(MeasuredRun, PairedComparisonWithTheControlUsesTheSameProblems) {
   EXPECT_EQ(paired["exact_match"]["mcnemar"]["only_first"], only_a);
   EXPECT_EQ(paired["exact_match"]["mcnemar"]["only_second"], only_b);
   EXPECT_TRUE(paired.contains("heldout_forward_kl"));
-  // The terminal table carries the paired line.
-  const auto report = testkit::run_spinlm("report " + shell_quote(r.out));
-  EXPECT_EQ(report.exit_code, 0) << report.output;
+  // The report: the paired table, error bars on the curves, and a further arm beside the run.
+  const auto report = testkit::run_spinlm("report " + shell_quote(r.out) + " --arm " + shell_quote("again=" + r.out));
+  ASSERT_EQ(report.exit_code, 0) << report.output;
+  const std::string html = read_file(r.out + "/report.html");
+  EXPECT_NE(html.find("paired over the same problems"), std::string::npos);
+  EXPECT_NE(html.find("class=\"error-bar\""), std::string::npos);
+  EXPECT_NE(html.find("aria-label=\"forward_kl\""), std::string::npos);
+  EXPECT_NE(html.find(">again 0<"), std::string::npos);
+  EXPECT_NE(testkit::run_spinlm("report " + shell_quote(r.out) + " --arm nolabel").exit_code, 0);
 }
 
 }  // namespace

@@ -78,7 +78,7 @@ std::vector<ChartSeries> step_series(const std::vector<std::vector<nlohmann::jso
   double offset = 0;  // global step where the iteration starts
   for (size_t t = 0; t < iterations.size(); ++t) {
     const std::vector<nlohmann::json>& rows = iterations[t];
-    ChartSeries s{label + " " + std::to_string(t), color(int64_t(t)), {}, dashed};
+    ChartSeries s{label + " " + std::to_string(t), color(int64_t(t)), {}, dashed, {}};
     double last_step = 0;
     for (size_t i = 0; i < rows.size(); ++i) {
       const nlohmann::json& row = rows[i];
@@ -136,6 +136,7 @@ struct EvalRow {
   nlohmann::json values;
   bool control = false;
   int64_t x = 0;  // 0 for SFT, t + 1 for iteration t
+  int arm = 0;    // 0: the run's own SPIN iterations; a: arms[a - 1]
 };
 
 bool is_stderr_key(const std::string& key) {
@@ -159,23 +160,29 @@ std::string metric_note(const std::string& key) {
   return "";
 }
 
-std::string evaluation_section(const std::string& dir, int64_t iterations) {
+std::string evaluation_section(const std::string& dir, int64_t iterations, const std::vector<ReportArm>& arms) {
   std::vector<EvalRow> rows;
   RunSummary summary;  // for the model selected on validation
   if (exists(dir + "/sft_eval.json")) {
-    rows.push_back({"SFT (p_0)", read_json_file(dir + "/sft_eval.json"), false, 0});
+    rows.push_back({"SFT (p_0)", read_json_file(dir + "/sft_eval.json"), false, 0, 0});
     summary.spin.push_back({"SFT", rows.back().values});
   }
   for (int64_t t = 0; t < iterations; ++t) {
     const std::string path = dir + "/iter_" + std::to_string(t) + "/eval.json";
     if (!exists(path)) continue;
-    rows.push_back({"SPIN iter " + std::to_string(t), read_json_file(path), false, t + 1});
+    rows.push_back({"SPIN iter " + std::to_string(t), read_json_file(path), false, t + 1, 0});
     summary.spin.push_back({"iter " + std::to_string(t), rows.back().values});
   }
   for (int64_t t = 0, n = count_control_iterations(dir); t < n; ++t) {
     const std::string path = dir + "/control/iter_" + std::to_string(t) + "/eval.json";
-    if (exists(path)) rows.push_back({"control (SFT) " + std::to_string(t), read_json_file(path), true, t + 1});
+    if (exists(path)) rows.push_back({"control (SFT) " + std::to_string(t), read_json_file(path), true, t + 1, 0});
   }
+  for (size_t a = 0; a < arms.size(); ++a)
+    for (int64_t t = 0, n = count_iterations(arms[a].run_dir); t < n; ++t) {
+      const std::string path = arms[a].run_dir + "/iter_" + std::to_string(t) + "/eval.json";
+      if (exists(path))
+        rows.push_back({arms[a].label + " " + std::to_string(t), read_json_file(path), false, t + 1, int(a) + 1});
+    }
   select_on_validation(summary);
   std::string html = "<h2>Evaluation</h2>\n";
   if (rows.empty()) return html + "<p class=\"note\">No evaluation yet.</p>\n";
@@ -200,7 +207,7 @@ std::string evaluation_section(const std::string& dir, int64_t iterations) {
     html += "<th title=\"" + html_escape(metric_note(c)) + "\">" + html_escape(c) + "</th>";
   html += "</tr>\n";
   for (const EvalRow& row : rows) {
-    const bool selected = !row.control && !summary.selected.empty() &&
+    const bool selected = !row.control && row.arm == 0 && !summary.selected.empty() &&
                           (row.x == 0 ? "SFT" : "iter " + std::to_string(row.x - 1)) == summary.selected;
     html += std::string("<tr") + (row.control ? " class=\"control\"" : "") + "><td>" + html_escape(row.label) +
             (selected ? " &#9733;" : "") + "</td>";
@@ -223,23 +230,67 @@ std::string evaluation_section(const std::string& dir, int64_t iterations) {
   // Each measurement against the iteration: SPIN and the control both start at SFT (x = 0).
   std::string charts;
   for (const std::string& c : columns) {
-    ChartSeries spin{"SPIN", kPalette[0], {}}, control{"control (SFT)", kControlColor, {}, true};
+    // Series 0: SPIN, 1..: the arms, last: the control; every one starts at the SFT point.
+    std::vector<ChartSeries> lines = {{"SPIN", kPalette[0], {}, false, {}}};
+    for (size_t a = 0; a < arms.size(); ++a) lines.push_back({arms[a].label, kPalette[(a + 2) % 8], {}, false, {}});
+    lines.push_back({"control (SFT)", kControlColor, {}, true, {}});
+    ChartSeries& control = lines.back();
+    const auto add = [&](ChartSeries& line, const EvalRow& row) {
+      line.points.push_back({double(row.x), row.values[c].get<double>()});
+      const std::string se = c + "_stderr";
+      line.errors.push_back(row.values.contains(se) && row.values[se].is_number() ? row.values[se].get<double>() : 0.0);
+    };
     for (const EvalRow& row : rows) {
       if (!row.values.contains(c) || !row.values[c].is_number()) continue;
-      const std::pair<double, double> point{double(row.x), row.values[c].get<double>()};
       if (row.x == 0) {
-        spin.points.push_back(point);
-        control.points.push_back(point);
+        for (ChartSeries& line : lines) add(line, row);
       } else {
-        (row.control ? control : spin).points.push_back(point);
+        add(row.control ? control : lines[size_t(row.arm)], row);
       }
     }
-    std::vector<ChartSeries> series = {spin};
-    if (control.points.size() > 1) series.push_back(control);  // more than the shared SFT point
+    std::vector<ChartSeries> series;
+    for (size_t i = 0; i < lines.size(); ++i)
+      if (i == 0 || lines[i].points.size() > 1) series.push_back(lines[i]);  // more than the shared SFT point
     charts += svg_line_chart(c, series, 400, 260, "iteration (0 = SFT, t + 1 = after iteration t)") + "\n";
   }
   html += "<h3>Across iterations</h3>\n<div class=\"charts\">\n" + charts + "</div>\n";
   return html;
+}
+
+// SPIN - control per iteration, paired over the same problems (RUN/iter_T/vs_control.json).
+std::string paired_section(const std::string& dir, int64_t iterations) {
+  std::vector<std::pair<int64_t, nlohmann::json>> found;
+  for (int64_t t = 0; t < iterations; ++t) {
+    const std::string path = dir + "/iter_" + std::to_string(t) + "/vs_control.json";
+    if (exists(path)) found.emplace_back(t, read_json_file(path));
+  }
+  if (found.empty()) return "";
+  std::vector<std::string> columns;
+  for (const auto& [t, v] : found)
+    for (const auto& [key, value] : v.items())
+      if (std::find(columns.begin(), columns.end(), key) == columns.end()) columns.push_back(key);
+  std::string html = "<h3>SPIN &minus; control, paired over the same problems</h3>\n<div class=\"wide\"><table class=\"eval\">"
+                     "\n<tr><th>iteration</th>";
+  for (const std::string& c : columns) html += "<th>" + html_escape(c) + "</th>";
+  html += "</tr>\n";
+  for (const auto& [t, v] : found) {
+    html += "<tr><td>" + std::to_string(t) + "</td>";
+    for (const std::string& c : columns) {
+      std::string cell = "&ndash;";
+      if (v.contains(c)) {
+        const nlohmann::json& d = v[c];
+        cell = fmt(d["mean"].get<double>());
+        if (d["stderr"].is_number()) cell += " <span class=\"se\">&plusmn; " + fmt(d["stderr"].get<double>(), "%.2g") + "</span>";
+        if (d.contains("mcnemar"))
+          cell += " <span class=\"se\">(McNemar p " + fmt(d["mcnemar"]["p_value"].get<double>(), "%.3g") + ")</span>";
+      }
+      html += "<td>" + cell + "</td>";
+    }
+    html += "</tr>\n";
+  }
+  return html + "</table></div>\n<p class=\"note\">Per problem: SPIN iteration t minus the control at t, mean "
+                "&plusmn; standard error of the differences; heldout_* on the validation split, the rest on the test "
+                "split.</p>\n";
 }
 
 // The content of the last message with the given role (the answer of a conversation).
@@ -328,11 +379,17 @@ std::string svg_line_chart(const std::string& title, const std::vector<ChartSeri
   const double left = 60, right = 12, top = 28, bottom = 40;
   const double plot_w = width - left - right, plot_h = height - top - bottom;
   double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+  // Half-length of point i's error bar (0 without one).
+  const auto error_of = [](const ChartSeries& s, size_t i) {
+    return i < s.errors.size() && std::isfinite(s.errors[i]) ? std::abs(s.errors[i]) : 0.0;
+  };
   for (const ChartSeries& s : series)
-    for (const auto& [x, y] : s.points)
-      if (std::isfinite(x) && std::isfinite(y)) {
-        x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y), y1 = std::max(y1, y);
-      }
+    for (size_t i = 0; i < s.points.size(); ++i) {
+      const auto [x, y] = s.points[i];
+      if (!std::isfinite(x) || !std::isfinite(y)) continue;
+      const double e = error_of(s, i);
+      x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y - e), y1 = std::max(y1, y + e);
+    }
   std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + std::to_string(width) +
                     "\" height=\"" + std::to_string(height) + "\" viewBox=\"0 0 " + std::to_string(width) +
                     " " + std::to_string(height) + "\" role=\"img\" aria-label=\"" + html_escape(title) +
@@ -387,6 +444,13 @@ std::string svg_line_chart(const std::string& title, const std::vector<ChartSeri
       ++n;
     }
     if (n == 0) continue;
+    for (size_t i = 0; i < s.points.size(); ++i) {
+      const auto [x, y] = s.points[i];
+      const double e = error_of(s, i);
+      if (!std::isfinite(x) || !std::isfinite(y) || e <= 0) continue;
+      svg += "<line class=\"error-bar\" x1=\"" + fmt(px(x), "%.2f") + "\" x2=\"" + fmt(px(x), "%.2f") + "\" y1=\"" +
+             fmt(py(y - e), "%.2f") + "\" y2=\"" + fmt(py(y + e), "%.2f") + "\" stroke=\"" + s.color + "\"/>\n";
+    }
     if (n == 1) {
       const size_t comma = points.find(',');
       svg += "<circle cx=\"" + points.substr(0, comma) + "\" cy=\"" +
@@ -403,7 +467,7 @@ std::string svg_line_chart(const std::string& title, const std::vector<ChartSeri
   return svg + "</svg>";
 }
 
-std::string render_report(const std::string& run_dir, int samples_per_iteration) {
+std::string render_report(const std::string& run_dir, int samples_per_iteration, const std::vector<ReportArm>& arms) {
   check(std::filesystem::is_directory(run_dir), run_dir, ": not a run folder");
   const int64_t iterations = count_iterations(run_dir);
   std::string html = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -412,15 +476,16 @@ std::string render_report(const std::string& run_dir, int samples_per_iteration)
   html += "\n</head>\n<body>\n<h1>SPIN run: " +
           html_escape(std::filesystem::absolute(run_dir).lexically_normal().string()) + "</h1>\n";
   html += status_section(run_dir);
-  html += evaluation_section(run_dir, iterations);
+  html += evaluation_section(run_dir, iterations, arms);
+  html += paired_section(run_dir, iterations);
   html += curves_section(run_dir, iterations);
   html += samples_section(run_dir, iterations, samples_per_iteration);
   return html + "</body>\n</html>\n";
 }
 
-std::string write_report(const std::string& run_dir, int samples_per_iteration) {
+std::string write_report(const std::string& run_dir, int samples_per_iteration, const std::vector<ReportArm>& arms) {
   const std::string path = run_dir + "/report.html";
-  write_file_atomic(path, render_report(run_dir, samples_per_iteration));
+  write_file_atomic(path, render_report(run_dir, samples_per_iteration, arms));
   return path;
 }
 

@@ -5,7 +5,9 @@
 //     with lm-eval task columns ("<task>/<metric>") when the recipe runs tasks, and the model
 //     selected on the validation split marked;
 //   - evaluation curves: each measurement against the iteration, SPIN next to the control
-//     (both start at the SFT model);
+//     and any further arms (both start at the SFT model), with +- one standard error bars
+//     where the measurement has one (exact match, forward KL, valid mass, ...);
+//   - the paired differences SPIN - control per iteration (RUN/iter_T/vs_control.json);
 //   - training curves per iteration against the global step: loss, rewards/real,
 //     rewards/generated, rewards/accuracies, rewards/margins (from RUN/iter_T/metrics.jsonl),
 //     and the control's SFT loss (RUN/control/iter_T/metrics.jsonl);
@@ -27,6 +29,14 @@ struct ChartSeries {
   std::string color;                            // CSS colour
   std::vector<std::pair<double, double>> points;  // (x, y); non-finite y are skipped
   bool dashed = false;
+  std::vector<double> errors;  // empty, or one half-length per point: a bar y +- error (0: none)
+};
+
+// A further arm of an experiment drawn next to the run's own: another run folder from the
+// same SFT model (e.g. verified-filtered SPIN), labelled in the charts and the table.
+struct ReportArm {
+  std::string label;
+  std::string run_dir;
 };
 
 // The colour of the continued-SFT control in every chart (no iteration colour uses it).
@@ -37,9 +47,11 @@ std::string svg_line_chart(const std::string& title, const std::vector<ChartSeri
                            int width = 560, int height = 300, const std::string& x_label = "step");
 
 // Builds the page for run_dir (see above) and returns it.
-std::string render_report(const std::string& run_dir, int samples_per_iteration = 4);
+std::string render_report(const std::string& run_dir, int samples_per_iteration = 4,
+                          const std::vector<ReportArm>& arms = {});
 
 // Writes run_dir/report.html atomically and returns its path.
-std::string write_report(const std::string& run_dir, int samples_per_iteration = 4);
+std::string write_report(const std::string& run_dir, int samples_per_iteration = 4,
+                         const std::vector<ReportArm>& arms = {});
 
 }  // namespace spinlm
