@@ -37,6 +37,21 @@ TEST(Demo, QuickCompletesAndChoosesOnValidationOnly) {
   EXPECT_TRUE(file_exists(out + "/run/report.html"));
   EXPECT_TRUE(file_exists(out + "/run/iter_2/model/model.safetensors"));
 
+  // The experiment's arms: the verified-negatives run without a control of its own, paired
+  // against the SPIN run's control; the primary measure is printed.
+  const json verified = read_json(out + "/run-verified/recipe.json");
+  EXPECT_EQ(verified["generation"]["negatives"]["reject"], "verified");
+  EXPECT_EQ(verified["control"]["enabled"], false);
+  EXPECT_TRUE(file_exists(out + "/run-verified/iter_2/negatives.json"));
+  const json paired = read_json(out + "/run-verified/iter_2/vs_control.json");
+  EXPECT_EQ(paired["forward_kl"]["n"], 100);
+  EXPECT_NE(result.output.find("primary measure (fixed in advance), SPIN: iter 2 - control 2, test forward KL"),
+            std::string::npos)
+      << result.output;
+  EXPECT_NE(read_file(out + "/run/report.html").find("SPIN verified"), std::string::npos);
+  for (const char* key : {"forward_kl", "valid_mass", "sample_accuracy", "heldout_forward_kl"})
+    EXPECT_TRUE(read_json(out + "/run/iter_2/eval.json").contains(key)) << key;
+
   // The recipe evaluates choices on the validation split and reports on the test split.
   const json recipe = read_json(out + "/run/recipe.json");
   EXPECT_EQ(recipe["data"]["heldout"], out + "/data/validation.jsonl");

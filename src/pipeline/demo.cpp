@@ -1,6 +1,8 @@
 // The embedded default: every size and hyperparameter of `spinlm demo` is here.
 #include "pipeline/demo.h"
 
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 
 #include "core/atomic_file.h"
@@ -138,21 +140,70 @@ Recipe demo_recipe(const DemoOptions& o) {
   // uclaml/SPIN: iteration t trains on the pairs of t-1 and t.
   r.iterations[1].mix_previous = r.iterations[2].mix_previous = true;
   r.control.enabled = true;
+  // The measurements of the experiment (demo.h): the exact distance to p_data and one sample
+  // at temperature 1 on both splits, beside greedy exact match.
+  r.evaluation.distribution = true;
+  r.evaluation.sample_accuracy = true;
   return r;
 }
 
-RunSummary run_demo(const DemoOptions& o) {
-  const DemoPlan plan = plan_for(o.quick);
-  make_directories(o.out_dir);
-  write_data(o, plan);
-  init_model(o.out_dir + "/init", plan, o.seed);
-  sft(o, plan);
-  const Recipe recipe = demo_recipe(o);
+Recipe demo_verified_recipe(const DemoOptions& o) {
+  Recipe r = demo_recipe(o);
+  r.source += " (verifier-filtered negatives)";
+  r.output_dir = o.out_dir + "/run-verified";
+  r.generation.negatives.reject_verified = true;
+  r.generation.negatives.verifier = "final_answer";
+  r.generation.negatives.max_resamples = 4;
+  r.control.enabled = false;  // compared with the SPIN run's control (same SFT model, data, seeds)
+  return r;
+}
+
+std::string demo_primary_endpoint(const RunSummary& summary) {
+  if (summary.vs_control.empty()) return "";
+  const size_t t = summary.vs_control.size() - 1;
+  const nlohmann::json& v = summary.vs_control[t];
+  if (!v.contains("forward_kl")) return "";
+  const nlohmann::json& d = v["forward_kl"];
+  const double mean = d["mean"].get<double>();
+  const double se = d["stderr"].is_number() ? d["stderr"].get<double>() : NAN;
+  char text[256];
+  std::snprintf(text, sizeof text, "iter %zu - control %zu, test forward KL(p_data || p): %+.4f +- %.4f nats (n %lld)",
+                t, t, mean, se, static_cast<long long>(d["n"].get<int64_t>()));
+  return text;
+}
+
+namespace {
+
+RunSummary run_arm(const Recipe& recipe, const DemoOptions& o) {
   RunOptions run;
   run.run_dir = recipe.output_dir;
   run.resume = file_exists(run.run_dir + "/state.json");
   run.show_progress = o.show_progress;
   return run_spin(recipe, run);
+}
+
+}  // namespace
+
+DemoResult run_demo(const DemoOptions& o) {
+  const DemoPlan plan = plan_for(o.quick);
+  make_directories(o.out_dir);
+  write_data(o, plan);
+  init_model(o.out_dir + "/init", plan, o.seed);
+  sft(o, plan);
+  DemoResult result;
+  result.spin = run_arm(demo_recipe(o), o);
+  const Recipe verified = demo_verified_recipe(o);
+  run_arm(verified, o);
+  // The verified arm against the SPIN run's control, iteration by iteration.
+  const std::string control = demo_recipe(o).output_dir + "/control/";
+  for (size_t t = 0; t < verified.iterations.size(); ++t) {
+    const std::string it = verified.output_dir + "/iter_" + std::to_string(t);
+    const nlohmann::json paired = compare_with_control(it, control + "iter_" + std::to_string(t));
+    if (!paired.empty()) write_file_atomic(it + "/vs_control.json", paired.dump(2) + "\n");
+  }
+  result.verified = read_run_summary(verified.output_dir);
+  select_on_validation(result.verified);
+  return result;
 }
 
 }  // namespace spinlm

@@ -394,9 +394,8 @@ std::map<int64_t, double> per_problem(const std::string& path, const std::string
   return values;
 }
 
-// SPIN iteration t against the control at t on the same problems (eval/paired.h): for each
-// split and measurement both evaluated, the paired difference SPIN - control, and McNemar's
-// test for the exact matches. Keys "<prefix><measure>".
+}  // namespace
+
 nlohmann::json compare_with_control(const std::string& spin_dir, const std::string& control_dir) {
   nlohmann::json out = nlohmann::json::object();
   for (const std::string split : {"test_", "heldout_"}) {
@@ -425,6 +424,8 @@ nlohmann::json compare_with_control(const std::string& spin_dir, const std::stri
   }
   return out;
 }
+
+namespace {
 
 class SpinRun {
  public:

@@ -67,6 +67,12 @@ RunSummary run_spin(const Recipe& recipe, const RunOptions& options);
 // The evaluated models of a run folder, from its eval files.
 RunSummary read_run_summary(const std::string& run_dir);
 
+// A SPIN iteration's folder against a control's on the same problems (eval/paired.h): for
+// each split and measurement both evaluated, the paired difference SPIN - control, and
+// McNemar's test for the exact matches; keys "<prefix><measure>" as in vs_control.json. The
+// control may belong to another run folder from the same SFT model and data (another arm).
+nlohmann::json compare_with_control(const std::string& spin_dir, const std::string& control_dir);
+
 // Picks summary.selected from the evaluations (see RunSummary).
 void select_on_validation(RunSummary& summary);
 
