@@ -25,6 +25,7 @@
 #include "io/jsonl.h"
 #include "model/hf_model.h"
 #include "testkit.h"
+#include "testkit_process.h"
 
 using namespace spinlm;
 using json = nlohmann::json;
@@ -231,40 +232,13 @@ TEST_F(DistCommand, TwoProcessGenerationIsByteIdenticalToOneProcess) {
 
 // Starts `spinlm ARGS` as rank `rank` of 2 in the background, output to log.
 pid_t start_rank(int rank, int port, double timeout, const std::string& args, const std::string& log) {
-  const std::string line = "exec env RANK=" + std::to_string(rank) + " WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
-                           std::to_string(port) + " SPINLM_DIST_TIMEOUT=" + std::to_string(timeout) + " " +
-                           shell_quote(testkit::spinlm_binary()) + " " + args + " > " + shell_quote(log) + " 2>&1";
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::execl("/bin/sh", "sh", "-c", line.c_str(), static_cast<char*>(nullptr));
-    std::_Exit(127);
-  }
-  return pid;
+  return testkit::start_spinlm("RANK=" + std::to_string(rank) + " WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
+                                   std::to_string(port) + " SPINLM_DIST_TIMEOUT=" + std::to_string(timeout),
+                               args, log);
 }
 
-// Waits (up to limit seconds) for the process; returns its exit status or -1 on time out.
-int wait_for(pid_t pid, double limit, double* seconds) {
-  const auto start = std::chrono::steady_clock::now();
-  while (true) {
-    int status = 0;
-    if (::waitpid(pid, &status, WNOHANG) == pid) {
-      *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    if (std::chrono::steady_clock::now() - start > std::chrono::duration<double>(limit)) return -1;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-}
-
-// Waits until the file contains text (the rank has joined the group).
-bool wait_for_text(const std::string& path, const std::string& text, double limit) {
-  const auto start = std::chrono::steady_clock::now();
-  while (std::chrono::steady_clock::now() - start < std::chrono::duration<double>(limit)) {
-    if (file_exists(path) && contains(read_file(path), text)) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return false;
-}
+using testkit::wait_for_text;
+int wait_for(pid_t pid, double limit, double* seconds) { return testkit::wait_for_exit(pid, limit, seconds); }
 
 // A long run: the survivor is still training when its peer goes away.
 std::string long_train_args(const std::string& dir, const std::string& pairs, const std::string& model,

@@ -1,8 +1,13 @@
 #include "testkit.h"
+#include "testkit_process.h"
 
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
+#include <fstream>
+#include <iterator>
+#include <thread>
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
@@ -27,6 +32,40 @@ std::string source_path(const std::string& relative) {
 }
 
 std::string spinlm_binary() { return SPINLM_BINARY; }
+
+pid_t start_spinlm(const std::string& env, const std::string& args, const std::string& log) {
+  const std::string line = "exec env " + env + " " + shell_quote(spinlm_binary()) + " " + args + " > " +
+                           shell_quote(log) + " 2>&1";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", line.c_str(), static_cast<char*>(nullptr));
+    std::_Exit(127);
+  }
+  return pid;
+}
+
+int wait_for_exit(pid_t pid, double limit, double* seconds) {
+  const auto start = std::chrono::steady_clock::now();
+  while (true) {
+    int status = 0;
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (seconds) *seconds = waited;
+    if (::waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (waited > limit) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+bool wait_for_text(const std::string& path, const std::string& text, double limit) {
+  const auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start < std::chrono::duration<double>(limit)) {
+    std::ifstream in(path, std::ios::binary);
+    const std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (content.find(text) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return false;
+}
 
 std::string shell_quote(const std::string& text) {
   std::string quoted = "'";

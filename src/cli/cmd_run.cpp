@@ -4,6 +4,7 @@
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "dist/dist_context.h"  // [dist] several processes (docs/distributed.md)
 #include "model/device_choice.h"
 #include "pipeline/recipe.h"
 #include "pipeline/report.h"
@@ -49,7 +50,14 @@ CommandAction setup_run(CLI::App& app) {
     options.resume = o->resume;
     options.device = o->device;
     options.dtype = o->dtype;
+    TrainLoopOptions placement;
+    placement.device = o->device;
+    placement.dtype = o->dtype;
+    options.dist = dist_from_environment(resolve_train_device(placement).device.str());  // [dist] null: one process
+    const bool rank0 = options.dist == nullptr || options.dist->rank() == 0;
+    options.show_progress = rank0;
     const RunSummary summary = run_spin(recipe, options);
+    if (!rank0) return;  // rank 0 prints the table and writes the report
     std::printf("%s", format_summary_table(summary).c_str());
     if (!summary.stopped.empty()) std::printf("stopped early: %s\n", summary.stopped.c_str());
     std::printf("final model: %s\nreport: %s\n", summary.final_model.c_str(),

@@ -107,6 +107,7 @@ std::vector<ProblemDistribution> score_answer_distribution(const Transformer& mo
   int64_t index = 0;
   for (nlohmann::json row; reader.next(row); ++index) {
     if (options.limit >= 0 && index >= options.limit) break;
+    if (index % options.shard_count != options.shard_index) continue;
     const std::string where = reader.where();
     std::vector<std::string> answers;
     Problem problem{index, requests.size(), {}};
@@ -119,7 +120,8 @@ std::vector<ProblemDistribution> score_answer_distribution(const Transformer& mo
     }
     problems.push_back(std::move(problem));
   }
-  check(!problems.empty(), options.file, ": no rows to score");
+  check(index > 0, options.file, ": no rows to score");
+  if (problems.empty()) return {};  // a shard of more ranks than rows
   LoglikelihoodOptions scoring;
   scoring.batch_size = options.batch_size;
   scoring.show_progress = options.show_progress;

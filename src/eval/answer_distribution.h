@@ -42,6 +42,9 @@ struct AnswerDistributionOptions {
   int64_t limit = -1;     // only the first `limit` rows (-1: all)
   int64_t batch_size = 16;
   bool show_progress = false;
+  // One rank's share: only the rows i with i % shard_count == shard_index (indices stay the
+  // file's, so the shares merge by index).
+  int64_t shard_index = 0, shard_count = 1;
 };
 
 // True when the file's first row lists its valid answers (the metrics are offered).

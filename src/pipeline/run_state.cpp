@@ -37,6 +37,21 @@ RunState RunState::open(const std::string& run_dir, const std::string& recipe_js
   return run;
 }
 
+RunState RunState::follow(const std::string& run_dir) {
+  RunState run;
+  run.dir_ = run_dir;
+  run.writer_ = false;
+  const std::string state_path = run_dir + "/state.json";
+  check(file_exists(state_path), state_path, ": missing; rank 0 opens the run folder before the other ranks read it "
+        "(is the folder on a file system every rank sees?)");
+  try {
+    run.state_ = nlohmann::json::parse(read_file(state_path));
+  } catch (const nlohmann::json::parse_error& error) {
+    fail(state_path, ": not valid JSON (", error.what(), ")");
+  }
+  return run;
+}
+
 std::string RunState::iteration_dir(int64_t t) const {
   const std::string path = dir_ + "/iter_" + std::to_string(t);
   make_directories(path);
@@ -73,9 +88,12 @@ nlohmann::json RunState::get(const std::string& key) const {
   return state_.contains(key) ? state_[key] : nlohmann::json();
 }
 
-void RunState::save() const { write_file_atomic(dir_ + "/state.json", state_.dump(2) + "\n"); }
+void RunState::save() const {
+  if (writer_) write_file_atomic(dir_ + "/state.json", state_.dump(2) + "\n");
+}
 
 void RunState::log(const std::string& message) const {
+  if (!writer_) return;
   char stamp[32];
   const std::time_t now = std::time(nullptr);
   std::tm utc{};

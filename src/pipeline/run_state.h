@@ -20,6 +20,10 @@ class RunState {
   // saying to pass --resume or pick another folder); resume requires the state and the same
   // recipe_json as the first run.
   static RunState open(const std::string& run_dir, const std::string& recipe_json, bool resume);
+  // A reader's view for the other ranks of a distributed run: the state.json the writer
+  // (rank 0) opened, which must exist; mark_done, set and log change only this copy, so it
+  // follows the writer's as long as every rank runs the same steps.
+  static RunState follow(const std::string& run_dir);
 
   const std::string& dir() const { return dir_; }
   // RUN/iter_T (created).
@@ -45,6 +49,7 @@ class RunState {
 
   std::string dir_;
   nlohmann::json state_;
+  bool writer_ = true;  // writes state.json and run.log (rank 0)
 };
 
 }  // namespace spinlm

@@ -20,6 +20,7 @@
 #include "eval/paired.h"
 #include "eval/results.h"
 #include "eval/task_yaml.h"
+#include "dist/dist_generate.h"
 #include "generate/generate_file.h"
 #include "io/jsonl.h"
 #include "model/device_choice.h"
@@ -58,37 +59,74 @@ std::vector<std::optional<int64_t>> test_answers(const std::string& path) {
   return answers;
 }
 
-// Exact match of "#### N" on a split (data.test -> "exact_match", data.heldout ->
-// "heldout_exact_match"), greedy or with one sample at temperature 1 (key "sample_accuracy",
-// "heldout_sample_accuracy"); the answers stay in generations_path, one row per problem
-// with its "correct" flag (what McNemar's test against the control reads).
-nlohmann::json exact_match(const Transformer& model, const TextCodec& codec, const std::string& model_dir,
-                           const Recipe& recipe, const std::string& split_path, int64_t max_samples,
-                           const std::string& key, const std::string& generations_path, bool sampled,
-                           bool progress) {
+// [dist] The ranks of a run as the loop sees them: every rank computes its share (or all of
+// a measurement that is not split), rank 0 alone writes the run folder, and sync() is a
+// barrier. Without a process group: one rank that writes, and sync() does nothing.
+struct Ranks {
+  DistContext* dist = nullptr;
+  bool writer() const { return dist == nullptr || dist->rank() == 0; }
+  int64_t index() const { return dist ? dist->rank() : 0; }
+  int64_t count() const { return dist ? dist->world_size() : 1; }
+  void sync() const {
+    if (dist) dist->barrier();
+  }
+};
+
+// Generation into options.output_path, split across the ranks (dist/dist_generate.h: the
+// merged file is byte-identical to one process's and exists on return).
+void generate(const Transformer& model, const TextCodec& codec, const GenerateOptions& options, const Ranks& ranks) {
+  if (ranks.dist)
+    generate_file_distributed(model, codec, options, *ranks.dist);
+  else
+    generate_file(model, codec, options);
+}
+
+// A model in memory being evaluated, and how.
+struct Evaluation {
+  const Transformer& model;
+  const ModelText& text;
+  const std::string& model_dir;
+  const Recipe& recipe;
+  const Ranks& ranks;
+  bool progress;
+};
+
+// A split of the recipe's data: data.test ("", "test_") or data.heldout ("heldout_", "heldout_").
+struct Split {
+  const std::string& path;
+  int64_t max_samples;
+  std::string prefix, file;  // key prefix, file prefix
+};
+
+// Exact match of "#### N" on a split ("exact_match", "heldout_exact_match"), greedy or with
+// one sample at temperature 1 ("sample_accuracy", "heldout_sample_accuracy"); the answers stay
+// in generations_path, one row per problem with its "correct" flag (what McNemar's test
+// against the control reads).
+nlohmann::json exact_match(const Evaluation& e, const Split& split, const std::string& key,
+                           const std::string& generations_path, bool sampled) {
   GenerateOptions g;
-  g.model_dir = model_dir;
-  g.device = model.device().str();
-  g.dtype = dtype_option_name(model.dtype());
-  g.input_path = split_path;
+  g.model_dir = e.model_dir;
+  g.device = e.model.device().str();
+  g.dtype = dtype_option_name(e.model.dtype());
+  g.input_path = split.path;
   g.output_path = generations_path;
-  g.max_new_tokens = recipe.evaluation.max_new_tokens;
+  g.max_new_tokens = e.recipe.evaluation.max_new_tokens;
   g.sampling.greedy = !sampled;
   g.sampling.temperature = 1.0;
-  g.seed = recipe.seed;
-  g.batch_size = recipe.generation.batch_size;
-  g.prompt_format = recipe.generation.prompt_format;
-  g.limit = limit_of(max_samples);
-  g.show_progress = progress;
-  generate_file(model, codec, g);
-  const std::vector<std::optional<int64_t>> answers = test_answers(split_path);
+  g.seed = e.recipe.seed;
+  g.batch_size = e.recipe.generation.batch_size;
+  g.prompt_format = e.recipe.generation.prompt_format;
+  g.limit = limit_of(split.max_samples);
+  g.show_progress = e.progress;
+  generate(e.model, *e.text.codec, g, e.ranks);
+  const std::vector<std::optional<int64_t>> answers = test_answers(split.path);
   int64_t correct = 0, total = 0;
   std::vector<json> rows;
   for (const JsonlRow& row : read_jsonl(generations_path)) {
     const int64_t index = row.value.at("index").get<int64_t>();
     check(index >= 0 && index < int64_t(answers.size()), generations_path, ":", row.line, ": index out of range");
     const std::optional<int64_t>& answer = answers[size_t(index)];
-    check(answer.has_value(), split_path, ": row ", index + 1,
+    check(answer.has_value(), split.path, ": row ", index + 1,
           " has no final answer (an \"answer\" field or \"#### N\" in the assistant message)");
     const json& generated = row.value.at("generated");
     const std::string text = generated.back().at("content").get<std::string>();
@@ -98,8 +136,9 @@ nlohmann::json exact_match(const Transformer& model, const TextCodec& codec, con
     rows.push_back(row.value);
     rows.back()["correct"] = right;
   }
-  check(total > 0, split_path, ": no rows to evaluate");
-  write_jsonl_atomic(generations_path, rows);
+  check(total > 0, split.path, ": no rows to evaluate");
+  e.ranks.sync();  // every rank has read the merged answers before rank 0 rewrites them
+  if (e.ranks.writer()) write_jsonl_atomic(generations_path, rows);
   const double p = double(correct) / double(total);
   return {{key, p}, {key + "_stderr", std::sqrt(p * (1 - p) / double(std::max<int64_t>(1, total - 1)))},
           {key + "_n", total}};
@@ -107,20 +146,37 @@ nlohmann::json exact_match(const Transformer& model, const TextCodec& codec, con
 
 // The exact distance to p_data on a split whose rows list their valid answers
 // (eval/answer_distribution.h): the means under "<prefix>forward_kl", ... and one row per
-// problem in rows_path (what the paired comparison with the control reads).
-nlohmann::json distribution(const Transformer& model, const ModelText& text, const Recipe& recipe,
-                            const std::string& split_path, int64_t max_samples, const std::string& prefix,
-                            const std::string& rows_path, bool progress) {
+// problem in rows_path (what the paired comparison with the control reads). [dist] Each rank
+// scores its share of the problems into rows_path.rank-R-of-W; rank 0 merges them by index.
+nlohmann::json distribution(const Evaluation& e, const Split& split, const std::string& rows_path) {
   AnswerDistributionOptions o;
-  o.file = split_path;
-  o.limit = limit_of(max_samples);
-  o.batch_size = recipe.evaluation.batch_size;
-  o.show_progress = progress;
-  const std::vector<ProblemDistribution> problems = score_answer_distribution(model, *text.codec, text.stop, o);
+  o.file = split.path;
+  o.limit = limit_of(split.max_samples);
+  o.batch_size = e.recipe.evaluation.batch_size;
+  o.show_progress = e.progress && e.ranks.writer();
+  o.shard_index = e.ranks.index();
+  o.shard_count = e.ranks.count();
+  const std::vector<ProblemDistribution> mine = score_answer_distribution(e.model, *e.text.codec, e.text.stop, o);
   std::vector<json> rows;
-  for (const ProblemDistribution& p : problems) rows.push_back(to_json(p));
-  write_jsonl_atomic(rows_path, rows);
-  return summarize_distribution(problems, prefix);
+  for (const ProblemDistribution& p : mine) rows.push_back(to_json(p));
+  if (!e.ranks.dist) {
+    write_jsonl_atomic(rows_path, rows);
+    return summarize_distribution(mine, split.prefix);
+  }
+  const auto shard = [&](int64_t r) { return rank_file_path(rows_path, int(r), int(e.ranks.count())); };
+  write_jsonl_atomic(shard(e.ranks.index()), rows);
+  e.ranks.sync();
+  if (e.ranks.writer()) {
+    std::vector<std::string> shards;
+    for (int64_t r = 0; r < e.ranks.count(); ++r) shards.push_back(shard(r));
+    merge_shards_by_index(shards, rows_path);
+    for (const std::string& path : shards) std::remove(path.c_str());
+  }
+  e.ranks.sync();
+  std::vector<ProblemDistribution> problems;
+  for (const JsonlRow& row : read_jsonl(rows_path))
+    problems.push_back(problem_from_json(row.value, rows_path + ":" + std::to_string(row.line)));
+  return summarize_distribution(problems, split.prefix);
 }
 
 // The recipe's lm-evaluation-harness tasks on a model in memory: "<task>/<metric>" (and
@@ -174,37 +230,30 @@ nlohmann::json heldout_nll(const Transformer& model, const ModelText& text, cons
 // "heldout_generations.jsonl", "test_samples.jsonl", "test_distribution.jsonl", ... keep the
 // answers and the per-problem numbers.
 nlohmann::json evaluate_model(const std::string& model_dir, const Recipe& recipe, const TrainDevice& placement,
-                              const std::string& generations_prefix, bool progress) {
+                              const std::string& generations_prefix, const Ranks& ranks, bool progress) {
   nlohmann::json eval = nlohmann::json::object();
   const EvaluationSettings& ev = recipe.evaluation;
   if (!ev.exact_match && !ev.heldout_exact_match && !ev.heldout_nll && !ev.distribution && !ev.has_tasks()) return eval;
   const Transformer model = load_model(model_dir, placement.device, placement.dtype);
   const ModelText text = load_model_text(model_dir);
   check(text.codec != nullptr, model_dir, ": no tokenizer.json; evaluation needs the model's tokenizer");
-  struct Split {
-    bool exact_match;
-    const std::string& path;
-    int64_t max_samples;
-    std::string prefix, file;  // key prefix, file prefix
-  };
-  for (const Split& split : {Split{ev.exact_match, recipe.data.test, recipe.data.max_test_samples, "", "test_"},
-                             Split{ev.heldout_exact_match, recipe.data.heldout, recipe.data.max_heldout_samples,
-                                   "heldout_", "heldout_"}}) {
+  const Evaluation e{model, text, model_dir, recipe, ranks, progress};
+  for (const auto& [exact, split] :
+       {std::pair<bool, Split>{ev.exact_match, Split{recipe.data.test, recipe.data.max_test_samples, "", "test_"}},
+        std::pair<bool, Split>{ev.heldout_exact_match, Split{recipe.data.heldout, recipe.data.max_heldout_samples,
+                                                             "heldout_", "heldout_"}}}) {
     if (split.path.empty()) continue;
     const std::string files = generations_prefix + split.file;
-    if (split.exact_match) {
-      eval.update(exact_match(model, *text.codec, model_dir, recipe, split.path, split.max_samples,
-                              split.prefix + "exact_match", files + "generations.jsonl", false, progress));
+    if (exact) {
+      eval.update(exact_match(e, split, split.prefix + "exact_match", files + "generations.jsonl", false));
       if (ev.sample_accuracy)
-        eval.update(exact_match(model, *text.codec, model_dir, recipe, split.path, split.max_samples,
-                                split.prefix + "sample_accuracy", files + "samples.jsonl", true, progress));
+        eval.update(exact_match(e, split, split.prefix + "sample_accuracy", files + "samples.jsonl", true));
     }
-    if (ev.distribution)
-      eval.update(distribution(model, text, recipe, split.path, split.max_samples, split.prefix,
-                               files + "distribution.jsonl", progress));
+    if (ev.distribution) eval.update(distribution(e, split, files + "distribution.jsonl"));
   }
+  // Not split across ranks: every rank computes these in full (the same numbers).
   if (ev.heldout_nll) eval.update(heldout_nll(model, text, recipe));
-  if (ev.has_tasks()) eval.update(task_metrics(model, *text.codec, model_dir, ev, progress));
+  if (ev.has_tasks()) eval.update(task_metrics(model, *text.codec, model_dir, ev, progress && ranks.writer()));
   return eval;
 }
 
@@ -433,15 +482,15 @@ class SpinRun {
       : recipe_(recipe),
         options_(options),
         placement_(placement),
-        state_(RunState::open(options.run_dir, recipe_to_json(recipe), options.resume)) {}
+        ranks_{options.dist},
+        state_(open_state(recipe, options, ranks_)) {}
 
   RunSummary run() {
-    if (options_.resume) remove_stale_temporaries(options_.run_dir);
     state_.log(options_.resume ? "resuming run in " + options_.run_dir : "starting run in " + options_.run_dir);
     state_.log("models on " + placement_.device.str() + " in " + dtype_option_name(placement_.dtype));
     step("sft_eval", [&] {
       write_json(dir("sft_eval.json"), evaluate_model(recipe_.model_name_or_path, recipe_, placement_, dir("sft_"),
-                                                      options_.show_progress));
+                                                      ranks_, options_.show_progress));
     });
     std::string model = recipe_.model_name_or_path, control_model = model;
     const int64_t T = int64_t(recipe_.iterations.size());
@@ -474,13 +523,32 @@ class SpinRun {
   }
 
  private:
+  // [dist] Rank 0 opens (or resumes) the folder, clearing a killed run's debris, before the
+  // other ranks follow its state.json.
+  static RunState open_state(const Recipe& recipe, const RunOptions& options, const Ranks& ranks) {
+    if (!ranks.writer()) {
+      ranks.sync();
+      return RunState::follow(options.run_dir);
+    }
+    RunState state = RunState::open(options.run_dir, recipe_to_json(recipe), options.resume);
+    if (options.resume) remove_stale_temporaries(options.run_dir);
+    ranks.sync();
+    return state;
+  }
+
   std::string dir(const std::string& relative) const { return options_.run_dir + "/" + relative; }
+
+  // Writes a run file: rank 0 alone (each step's closing barrier publishes it to the others).
+  void write_json(const std::string& path, const nlohmann::json& value) const {
+    if (ranks_.writer()) spinlm::write_json(path, value);
+  }
 
   template <class Work>
   void step(const std::string& name, Work work) {
     if (state_.done(name)) return;
     state_.log("step " + name);
     work();
+    ranks_.sync();  // [dist] every rank's share and rank 0's files are complete
     state_.mark_done(name);
   }
 
@@ -499,18 +567,22 @@ class SpinRun {
         write_json(it + "/negatives.json", counts);
         state_.log(name + " verifier-filtered negatives: " + counts.dump());
       } else {
-        generate_file(p_t, codec, g);
+        generate(p_t, codec, g, ranks_);
       }
       if (recipe_.evaluation.heldout_reward_accuracy)
-        generate_file(p_t, codec, generation_options(recipe_, model, p_t, recipe_.data.heldout,
-                                                     it + "/heldout_pairs.jsonl", seed + 100000,
-                                                     limit_of(recipe_.data.max_heldout_samples), options_.show_progress));
-      const nlohmann::json quality = sample_quality(recipe_.data.train, it + "/pairs.jsonl");
-      if (!quality.is_null()) write_json(it + "/samples.json", quality);
+        generate(p_t, codec, generation_options(recipe_, model, p_t, recipe_.data.heldout, it + "/heldout_pairs.jsonl",
+                                                seed + 100000, limit_of(recipe_.data.max_heldout_samples),
+                                                options_.show_progress),
+                 ranks_);
+      if (ranks_.writer()) {
+        const nlohmann::json quality = sample_quality(recipe_.data.train, it + "/pairs.jsonl");
+        if (!quality.is_null()) write_json(it + "/samples.json", quality);
+      }
     });
     step(name + "/train", [&] {
       SpinTrainOptions o;
       o.loop = loop_options(s, model, it + "/model", recipe_.seed + uint64_t(t), placement_);
+      o.loop.parallel = ranks_.dist;
       if (s.mix_previous && t > 0) o.data_files.push_back(dir(iter_name(t - 1) + "/pairs.jsonl"));
       o.data_files.push_back(it + "/pairs.jsonl");
       o.loss = s.loss;
@@ -518,12 +590,15 @@ class SpinRun {
       o.truncation = {s.max_length, s.max_prompt_length};
       o.sft_weight = s.sft_weight;
       train_spin(o);
-      copy_metrics(it + "/model", it + "/metrics.jsonl");
-      warn_on_displacement(name, training_drift(it + "/metrics.jsonl"));
+      if (ranks_.writer()) {
+        copy_metrics(it + "/model", it + "/metrics.jsonl");
+        warn_on_displacement(name, training_drift(it + "/metrics.jsonl"));
+      }
     });
-    if (!recipe_.checkpoints.keep) remove_checkpoints(it + "/model");
+    if (!recipe_.checkpoints.keep && ranks_.writer()) remove_checkpoints(it + "/model");
     step(name + "/eval", [&] {
-      nlohmann::json eval = evaluate_model(it + "/model", recipe_, placement_, it + "/", options_.show_progress);
+      nlohmann::json eval =
+          evaluate_model(it + "/model", recipe_, placement_, it + "/", ranks_, options_.show_progress);
       if (recipe_.evaluation.heldout_reward_accuracy)
         eval.update(heldout_rewards(model, it + "/model", it + "/heldout_pairs.jsonl", s, placement_));
       const nlohmann::json drift = training_drift(it + "/metrics.jsonl");
@@ -548,20 +623,24 @@ class SpinRun {
         if (recipe_.data.max_train_samples > 0 && int64_t(rows.size()) >= recipe_.data.max_train_samples) break;
         rows.push_back(row.value);
       }
-      write_jsonl_atomic(data, rows);
+      if (ranks_.writer()) write_jsonl_atomic(data, rows);
+      ranks_.sync();
       SftTrainOptions o;
       o.loop = loop_options(s, model, it + "/model", recipe_.seed + uint64_t(t), placement_);
+      o.loop.parallel = ranks_.dist;
       o.data_files = {data};
       if (s.mix_previous && t > 0) o.data_files.push_back(data);
       o.max_length = s.max_length;
       train_sft(o);
-      copy_metrics(it + "/model", it + "/metrics.jsonl");
+      if (ranks_.writer()) copy_metrics(it + "/model", it + "/metrics.jsonl");
     });
-    if (!recipe_.checkpoints.keep) remove_checkpoints(it + "/model");
+    if (!recipe_.checkpoints.keep && ranks_.writer()) remove_checkpoints(it + "/model");
     step(name + "/eval", [&] {
-      const nlohmann::json eval = evaluate_model(it + "/model", recipe_, placement_, it + "/", options_.show_progress);
+      const nlohmann::json eval =
+          evaluate_model(it + "/model", recipe_, placement_, it + "/", ranks_, options_.show_progress);
       write_json(it + "/eval.json", eval);
       state_.log(name + " eval: " + loggable(eval));
+      if (!ranks_.writer()) return;
       const nlohmann::json paired = compare_with_control(dir(iter_name(t)), it);
       if (!paired.empty()) {
         write_json(dir(iter_name(t) + "/vs_control.json"), paired);
@@ -596,10 +675,11 @@ class SpinRun {
         for (int64_t index : accepted) rows.push_back(inputs[size_t(index)]);
         g.input_path = it + "/draws_" + std::to_string(round) + ".input.jsonl";
         g.limit = -1;
-        if (!file_exists(g.input_path)) write_jsonl_atomic(g.input_path, rows);
+        if (ranks_.writer() && !file_exists(g.input_path)) write_jsonl_atomic(g.input_path, rows);
+        ranks_.sync();
         source = accepted;
       }
-      generate_file(p_t, codec, g);
+      generate(p_t, codec, g, ranks_);
       accepted.clear();
       for (const JsonlRow& row : read_jsonl(g.output_path)) {
         json value = row.value;
@@ -625,7 +705,7 @@ class SpinRun {
     check(!rows.empty(), it, ": every generated answer was accepted by the ", n.verifier, " verifier after ",
           n.max_resamples, " resamples: no pairs to train on (the model solves the training prompts; "
           "turn generation.negatives off or add harder prompts)");
-    write_jsonl_atomic(it + "/pairs.jsonl", rows);
+    if (ranks_.writer()) write_jsonl_atomic(it + "/pairs.jsonl", rows);
     return {{"verifier", n.verifier}, {"max_resamples", n.max_resamples}, {"prompts", prompts},
             {"accepted_first_draw", accepted_first}, {"draws", draws}, {"pairs", int64_t(rows.size())},
             {"dropped", prompts - int64_t(rows.size())}};
@@ -699,6 +779,7 @@ class SpinRun {
   const Recipe& recipe_;
   RunOptions options_;
   TrainDevice placement_;  // every model of the run: device and dtype
+  Ranks ranks_;
   RunState state_;
 };
 

@@ -27,6 +27,8 @@
 
 namespace spinlm {
 
+class DistContext;  // dist/dist_context.h
+
 struct RunOptions {
   std::string run_dir;
   bool resume = false;
@@ -37,6 +39,10 @@ struct RunOptions {
   // another device.
   std::string device = "auto";
   std::string dtype = "auto";
+  // [dist] The process group of a run over several processes (docs/distributed.md): every
+  // rank runs the loop, generation, reference log-probs, training and the per-problem
+  // evaluation are split across them, rank 0 alone writes the run folder. Null: one process.
+  DistContext* dist = nullptr;
 };
 
 // One evaluated model of a run, for tables.
