@@ -7,6 +7,7 @@
 
 #include "core/atomic_file.h"
 #include "io/jsonl.h"
+#include "pipeline/demo.h"
 #include "testkit.h"
 
 namespace spinlm {
@@ -93,6 +94,34 @@ TEST(Demo, QuickCompletesAndChoosesOnValidationOnly) {
   EXPECT_NE(result.output.find("\n" + best_label + " *"), std::string::npos) << best_label << "\n" << result.output;
   EXPECT_NE(result.output.find("* selected on the validation split by heldout_exact_match"), std::string::npos)
       << result.output;
+}
+
+// --full's arms, as recipes (running them takes about 20 minutes; `demo --quick --full`
+// takes a few). The hyperparameters are the demo's except where the arm says otherwise.
+TEST(Demo, FullAddsBetaOneAndThePlateauedSftArms) {
+  DemoOptions o;
+  o.out_dir = "out";
+  EXPECT_EQ(demo_arms(o).size(), 1u);
+  o.full = true;
+  const std::vector<DemoArm> arms = demo_arms(o);
+  ASSERT_EQ(arms.size(), 3u);
+  const Recipe spin = demo_recipe(o);
+  EXPECT_TRUE(arms[0].recipe.generation.negatives.reject_verified);
+  EXPECT_EQ(arms[1].recipe.output_dir, "out/run-beta1");
+  for (size_t t = 0; t < spin.iterations.size(); ++t) {
+    EXPECT_EQ(arms[1].recipe.iterations[t].beta, 1.0);
+    EXPECT_EQ(arms[1].recipe.iterations[t].learning_rate, spin.iterations[t].learning_rate);
+    EXPECT_EQ(arms[2].recipe.iterations[t].beta, spin.iterations[t].beta);
+  }
+  for (size_t a = 0; a < 2; ++a) {
+    EXPECT_TRUE(arms[a].paired_with_spin_control);
+    EXPECT_FALSE(arms[a].recipe.control.enabled);
+    EXPECT_EQ(arms[a].recipe.model_name_or_path, spin.model_name_or_path);
+  }
+  // The plateau arm starts elsewhere and so has its own control.
+  EXPECT_FALSE(arms[2].paired_with_spin_control);
+  EXPECT_TRUE(arms[2].recipe.control.enabled);
+  EXPECT_EQ(arms[2].recipe.output_dir, "out/run-plateau");
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/logging.h"
+#include "io/jsonl.h"
 #include "data/arith_task.h"
 #include "model/hf_model.h"
 #include "text/byte_vocab.h"
@@ -24,6 +25,9 @@ struct DemoPlan {
   // reached 25% greedy exact match after 900 such steps and was still improving).
   int64_t sft_epochs = 5, sft_batch = 32;
   double sft_lr = 2e-3;
+  // --full's plateaued SFT: the same schedule stretched over this many epochs, scored on the
+  // validation split at every epoch end; the epoch of least validation loss is kept.
+  int64_t plateau_epochs = 15;
   // SPIN: prompts answered per iteration, held-out pairs, test problems. Sized for the
   // 15-minute budget: measured here, one SFT step of 32 at this size costs about 0.5 s of
   // one core, a SPIN step about twice that.
@@ -36,6 +40,7 @@ DemoPlan plan_for(bool quick) {
     p.splits = {800, 64, 100};
     p.hidden = 64, p.intermediate = 176, p.layers = 2, p.heads = 2;
     p.sft_epochs = 3;
+    p.plateau_epochs = 6;
     p.spin_prompts = 64, p.heldout = 32, p.test = 100;
   } else {
     p.splits = {4000, 500, 1000};
@@ -78,8 +83,7 @@ void init_model(const std::string& dir, const DemoPlan& plan, uint64_t seed) {
   std::filesystem::rename(temp, dir);  // whole folder or nothing
 }
 
-void sft(const DemoOptions& o, const DemoPlan& plan) {
-  const std::string out = o.out_dir + "/sft";
+void sft(const DemoOptions& o, const DemoPlan& plan, const std::string& out, int64_t epochs, bool score_validation) {
   SftTrainOptions s;
   s.loop.model_dir = o.out_dir + "/init";
   s.loop.output_dir = out;
@@ -87,16 +91,32 @@ void sft(const DemoOptions& o, const DemoPlan& plan) {
   s.loop.optimizer.kind = "adamw";
   s.loop.lr_scheduler = "cosine";
   s.loop.warmup_ratio = 0.05;
-  s.loop.epochs = plan.sft_epochs;
+  s.loop.epochs = epochs;
   s.loop.batch_size = plan.sft_batch;
   s.loop.micro_batch_size = plan.sft_batch;
   s.loop.logging_steps = 25;
   s.loop.seed = o.seed;
   s.loop.resume = true;
   s.data_files = {data_path(o, "train")};
+  if (score_validation) s.eval_data = data_path(o, "validation");
   s.max_length = 192;
-  log_info("demo: SFT of the tiny model, ", plan.sft_epochs, " epochs");
+  log_info("demo: SFT of the tiny model, ", epochs, " epochs (", out, ")");
   train_sft(s);
+}
+
+// The epoch checkpoint of least validation loss (metrics.jsonl's eval_loss rows): the SFT
+// model at its plateau, chosen on the validation split only.
+std::string plateau_checkpoint(const std::string& sft_dir) {
+  double best = INFINITY;
+  int64_t best_epoch = 0;
+  for (const JsonlRow& row : read_jsonl(sft_dir + "/metrics.jsonl")) {
+    if (!row.value.contains("eval_loss")) continue;
+    const double loss = row.value["eval_loss"].get<double>();
+    if (loss < best) best = loss, best_epoch = std::llround(row.value.at("epoch").get<double>());
+  }
+  check(best_epoch > 0, sft_dir, "/metrics.jsonl: no eval_loss rows (the plateau SFT scores the validation split)");
+  log_info("demo: plateaued SFT model: epoch ", best_epoch, " (validation loss ", best, ")");
+  return sft_dir + "/epoch-" + std::to_string(best_epoch);
 }
 
 }  // namespace
@@ -147,15 +167,31 @@ Recipe demo_recipe(const DemoOptions& o) {
   return r;
 }
 
-Recipe demo_verified_recipe(const DemoOptions& o) {
-  Recipe r = demo_recipe(o);
-  r.source += " (verifier-filtered negatives)";
-  r.output_dir = o.out_dir + "/run-verified";
-  r.generation.negatives.reject_verified = true;
-  r.generation.negatives.verifier = "final_answer";
-  r.generation.negatives.max_resamples = 4;
-  r.control.enabled = false;  // compared with the SPIN run's control (same SFT model, data, seeds)
-  return r;
+std::vector<DemoArm> demo_arms(const DemoOptions& o) {
+  std::vector<DemoArm> arms;
+  DemoArm verified{"SPIN verified", demo_recipe(o), true};
+  verified.recipe.source += " (verifier-filtered negatives)";
+  verified.recipe.output_dir = o.out_dir + "/run-verified";
+  verified.recipe.generation.negatives.reject_verified = true;
+  verified.recipe.generation.negatives.verifier = "final_answer";
+  verified.recipe.generation.negatives.max_resamples = 4;
+  verified.recipe.control.enabled = false;  // the SPIN run's control: same SFT model, data, seeds
+  arms.push_back(verified);
+  if (!o.full) return arms;
+  DemoArm beta1{"SPIN beta 1.0", demo_recipe(o), true};
+  beta1.recipe.source += " (beta 1.0)";
+  beta1.recipe.output_dir = o.out_dir + "/run-beta1";
+  for (TrainSettings& t : beta1.recipe.iterations) t.beta = 1.0;
+  beta1.recipe.control.enabled = false;
+  arms.push_back(beta1);
+  // The paper's setting: SPIN from an SFT model that has stopped improving, with a control of
+  // its own (the model differs from the other arms').
+  DemoArm plateau{"plateaued SFT", demo_recipe(o), false};
+  plateau.recipe.source += " (from the plateaued SFT model)";
+  plateau.recipe.model_name_or_path = "";  // the checkpoint plateau_checkpoint picks, once trained
+  plateau.recipe.output_dir = o.out_dir + "/run-plateau";
+  arms.push_back(plateau);
+  return arms;
 }
 
 std::string demo_primary_endpoint(const RunSummary& summary) {
@@ -189,20 +225,27 @@ DemoResult run_demo(const DemoOptions& o) {
   make_directories(o.out_dir);
   write_data(o, plan);
   init_model(o.out_dir + "/init", plan, o.seed);
-  sft(o, plan);
+  sft(o, plan, o.out_dir + "/sft", plan.sft_epochs, false);
   DemoResult result;
   result.spin = run_arm(demo_recipe(o), o);
-  const Recipe verified = demo_verified_recipe(o);
-  run_arm(verified, o);
-  // The verified arm against the SPIN run's control, iteration by iteration.
   const std::string control = demo_recipe(o).output_dir + "/control/";
-  for (size_t t = 0; t < verified.iterations.size(); ++t) {
-    const std::string it = verified.output_dir + "/iter_" + std::to_string(t);
-    const nlohmann::json paired = compare_with_control(it, control + "iter_" + std::to_string(t));
-    if (!paired.empty()) write_file_atomic(it + "/vs_control.json", paired.dump(2) + "\n");
+  for (DemoArm& arm : demo_arms(o)) {
+    if (arm.recipe.model_name_or_path.empty()) {
+      sft(o, plan, o.out_dir + "/sft-plateau", plan.plateau_epochs, true);
+      arm.recipe.model_name_or_path = plateau_checkpoint(o.out_dir + "/sft-plateau");
+    }
+    run_arm(arm.recipe, o);
+    // An arm without a control of its own against the SPIN run's, iteration by iteration.
+    if (arm.paired_with_spin_control)
+      for (size_t t = 0; t < arm.recipe.iterations.size(); ++t) {
+        const std::string it = arm.recipe.output_dir + "/iter_" + std::to_string(t);
+        const nlohmann::json paired = compare_with_control(it, control + "iter_" + std::to_string(t));
+        if (!paired.empty()) write_file_atomic(it + "/vs_control.json", paired.dump(2) + "\n");
+      }
+    arm.summary = read_run_summary(arm.recipe.output_dir);
+    select_on_validation(arm.summary);
+    result.arms.push_back(std::move(arm));
   }
-  result.verified = read_run_summary(verified.output_dir);
-  select_on_validation(result.verified);
   return result;
 }
 

@@ -6,7 +6,9 @@
 //      greedy exact match on test problems and held-out reward accuracy after each, and the
 //      same compute spent on continued SFT as the control;
 //   4. the same loop with verifier-filtered negatives (an extension, generation.negatives)
-//      in OUT/run-verified, compared with the SPIN run's control;
+//      in OUT/run-verified, compared with the SPIN run's control; with --full also SPIN at
+//      beta 1.0 (OUT/run-beta1) and, the paper's setting, SPIN and a control of its own from
+//      an SFT model trained until validation loss stopped falling (OUT/run-plateau);
 //   5. tables on the terminal and OUT/run/report.html with both arms.
 //
 // The experiment, fixed before any run: hyperparameters as in demo_recipe (chosen on a
@@ -27,7 +29,10 @@ namespace spinlm {
 
 struct DemoOptions {
   std::string out_dir = "demo-run";
-  bool quick = false;  // a smaller model, data and budget (about 3 minutes on 2 cores)
+  bool quick = false;  // a smaller model, data and budget (under a minute on 2 cores)
+  // Two more arms: SPIN at beta 1.0, and SPIN (with its own control) from an SFT model
+  // trained to its validation plateau (about 20 more minutes on 2 cores).
+  bool full = false;
   uint64_t seed = 42;
   bool show_progress = true;
 };
@@ -36,16 +41,27 @@ struct DemoOptions {
 // The recipe the demo runs once its SFT model exists (paths inside out_dir).
 Recipe demo_recipe(const DemoOptions& options);
 
-// The verified arm: demo_recipe with verifier-filtered negatives, in OUT/run-verified,
-// without a control of its own.
-Recipe demo_verified_recipe(const DemoOptions& options);
-
-struct DemoResult {
-  RunSummary spin;      // OUT/run: SPIN and the control
-  RunSummary verified;  // OUT/run-verified, vs_control against OUT/run's control
+// An arm of the experiment beside OUT/run (SPIN and its control).
+struct DemoArm {
+  std::string label;
+  Recipe recipe;
+  // Paired against OUT/run's control (the arm starts from the same SFT model and has no
+  // control of its own); else the recipe has its own control.
+  bool paired_with_spin_control = true;
+  RunSummary summary;  // filled by run_demo
 };
 
-// Runs every stage (each resumable) and returns both arms' summaries.
+// The further arms: verifier-filtered negatives (OUT/run-verified); with --full also beta 1.0
+// (OUT/run-beta1) and the plateaued SFT model (OUT/run-plateau, its model_name_or_path empty
+// until run_demo has trained OUT/sft-plateau and picked its epoch on the validation split).
+std::vector<DemoArm> demo_arms(const DemoOptions& options);
+
+struct DemoResult {
+  RunSummary spin;            // OUT/run: SPIN and the control
+  std::vector<DemoArm> arms;  // demo_arms, each run
+};
+
+// Runs every stage (each resumable) and returns every arm's summary.
 DemoResult run_demo(const DemoOptions& options);
 
 // The primary measure as one line ("iter 2 - control 2, test forward KL ...: -0.0123 +-
