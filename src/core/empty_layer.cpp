@@ -1,4 +1,4 @@
-// Stands in for a layer of DESIGN.md's layout that has no sources yet, so the chain of
+// Stands in for a layer of docs/design.md's layout that has no sources yet, so the chain of
 // layer libraries in CMakeLists.txt stays unbroken.
 namespace spinlm {
 void empty_layer_anchor() {}

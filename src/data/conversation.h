@@ -1,4 +1,4 @@
-// Conversations as the JSONL rows of DESIGN.md section 4, in any of its three formats:
+// Conversations as the JSONL rows of docs/design.md ("Formats"), in any of its three formats:
 //   {"messages": [{"role": .., "content": ..}, ..]}             (UltraChat and other SFT sets)
 //   {"prompt": "..", "response": ".."}                          (response may be absent)
 //   {"real": [msgs], "generated": [msgs]}                       (a SPIN pair, uclaml/SPIN's columns)

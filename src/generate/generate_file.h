@@ -41,7 +41,7 @@ namespace spinlm {
 
 struct GenerateOptions {
   std::string model_dir;    // HF folder (model, tokenizer, generation_config.json)
-  std::string input_path;   // conversation JSONL (any format of DESIGN.md section 4)
+  std::string input_path;   // conversation JSONL (any format of data/conversation.h)
   std::string output_path;  // JSONL as above
   std::string device = "auto";  // auto | cpu | cuda | cuda:N (model/device_choice.h)
   std::string dtype = "auto";   // auto (bf16 on a GPU, fp32 on the CPU) | fp32 | bf16 | fp16

@@ -1,4 +1,4 @@
-// `spinlm run`: the SPIN loop of a recipe, resumable at every step (DESIGN.md section 1).
+// `spinlm run`: the SPIN loop of a recipe, resumable at every step (docs/design.md, "The data flow of `spinlm run`").
 //
 // Steps, each recorded in RUN/state.json once its outputs are in place:
 //   sft_eval                 evaluate p_0 -> RUN/sft_eval.json

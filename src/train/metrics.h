@@ -1,4 +1,4 @@
-// metrics.jsonl: one JSON object per logging step (DESIGN.md section 1 keys, as TRL and
+// metrics.jsonl: one JSON object per logging step (docs/design.md's keys, as TRL and
 // uclaml/SPIN log them): loss, rewards/real, rewards/generated, rewards/accuracies,
 // rewards/margins, logps/real, logps/generated, grad_norm, learning_rate,
 // tokens_per_second, step, epoch. Evaluation rows carry the same keys prefixed "eval_"
