@@ -26,6 +26,7 @@
 #include "model/hf_model.h"
 #include "pipeline/recipe.h"
 #include "testkit.h"
+#include "train/train_device.h"
 
 namespace spinlm {
 namespace {
@@ -173,6 +174,15 @@ TEST(RecipeKeys, PlacementCombinesWithTheCommandLine) {
             "in both");
   // A value only --dtype knows is left to the trainer's check (fp16: "training supports fp32 and bf16").
   EXPECT_EQ(resolve_placement(none, "auto", "float16").dtype, "fp16");
+  // A device the recipe asks for and this build lacks: the error names the key and its line.
+  if (!at::hasCUDA()) {
+    EXPECT_EQ(error_of([&] { resolve_run_device(both, resolve_placement(both, "auto", "auto")); }),
+              "r.yaml:4: key 'device' cuda: this spinlm was built against a libtorch without CUDA (--device overrides "
+              "the recipe's device)");
+    EXPECT_EQ(resolve_run_device(both, resolve_placement(both, "cpu", "auto")).device, at::Device(at::kCPU));
+    EXPECT_NE(error_of([&] { resolve_run_device(none, resolve_placement(none, "cuda", "auto")); }).find("--device cuda: "),
+              std::string::npos);
+  }
 }
 
 TEST(RecipeKeys, UnknownKeySuggestsTheNearestKnownOne) {

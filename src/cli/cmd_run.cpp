@@ -160,10 +160,7 @@ CommandAction setup_run(CLI::App& app) {
     if (o->validate_only) {
       // The same resolution run_spin does first: a bad --device/--dtype fails the check too.
       const RunPlacement chosen = resolve_placement(recipe.placement, o->device, o->dtype);
-      TrainLoopOptions placement;
-      placement.device = chosen.device;
-      placement.dtype = chosen.dtype;
-      print_check(o->config, recipe, chosen, resolve_train_device(placement));
+      print_check(o->config, recipe, chosen, resolve_run_device(recipe.placement, chosen));
       return;
     }
     RunOptions options;

@@ -15,6 +15,7 @@
 #include "eval/builtin_tasks.h"
 #include "eval/evaluator.h"
 #include "eval/task_yaml.h"
+#include "train/train_device.h"
 
 namespace spinlm {
 namespace {
@@ -213,7 +214,9 @@ void read_device(const Section& top, PlacementSettings& p) {
                      d.find_first_not_of("0123456789", 5) == std::string::npos;
   check(d == "auto" || d == "cpu" || d == "cuda" || index, top.where(top.get("device")),
         ": key 'device' must be auto, cpu, cuda or cuda:N (as --device), got '", d, "'");
-  if (d != "auto") p.device_key = "device: " + d + " at " + top.where(top.get("device"));
+  if (d == "auto") return;
+  p.device_at = top.where(top.get("device"));
+  p.device_key = "device: " + d + " at " + p.device_at;
 }
 
 // torch_dtype (HF's names) and bf16 (TRL's flag) say one thing here: the dtype the models are
@@ -531,6 +534,22 @@ RunPlacement resolve_placement(const PlacementSettings& recipe, const std::strin
     p.dtype_from = "default";
   }
   return p;
+}
+
+TrainDevice resolve_run_device(const PlacementSettings& recipe, const RunPlacement& placement) {
+  TrainLoopOptions options;
+  options.device = placement.device;
+  options.dtype = placement.dtype;
+  try {
+    return resolve_train_device(options);
+  } catch (const Error& error) {
+    const std::string message = error.what();
+    const std::string option = "--device " + placement.device;
+    if (placement.device_from != recipe.device_key || recipe.device_key.empty() || message.rfind(option, 0) != 0)
+      throw;
+    fail(recipe.device_at, ": key 'device' ", placement.device, message.substr(option.size()),
+         " (--device overrides the recipe's device)");
+  }
 }
 
 std::string recipe_to_json(const Recipe& r) {

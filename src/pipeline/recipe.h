@@ -207,6 +207,7 @@ struct PlacementSettings {
   std::string device = "auto";  // auto | cpu | cuda | cuda:N
   std::string dtype = "auto";   // auto | fp32 | bf16 (from torch_dtype and bf16)
   std::string device_key;       // "device: cuda at R.yaml:3"; empty when the recipe has no device
+  std::string device_at;        // its FILE:LINE ("R.yaml:3")
   std::string dtype_key;        // "bf16: true at R.yaml:4"; empty when the recipe leaves the dtype open
 };
 
@@ -250,6 +251,11 @@ struct RunPlacement {
 //           FILE:LINE and --dtype.
 RunPlacement resolve_placement(const PlacementSettings& recipe, const std::string& device_option,
                                const std::string& dtype_option);
+
+// resolve_train_device (train/train_device.h) for a placement; when the recipe chose the
+// device and this machine or build lacks it, the Error names the key and its FILE:LINE.
+struct TrainDevice;
+TrainDevice resolve_run_device(const PlacementSettings& recipe, const RunPlacement& placement);
 
 // The recipe as JSON (every setting, defaults filled in): recorded in the run folder so a
 // resumed run can tell whether the recipe changed.

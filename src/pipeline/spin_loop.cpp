@@ -712,10 +712,7 @@ RunSummary run_spin(const Recipe& recipe, const RunOptions& options) {
   // --device/--dtype and the recipe's placement keys resolved once (resolve_placement), and
   // checked as training will check them (fp16 refused), before the run folder is written.
   const RunPlacement chosen = resolve_placement(recipe.placement, options.device, options.dtype);
-  TrainLoopOptions device_options;
-  device_options.device = chosen.device;
-  device_options.dtype = chosen.dtype;
-  const TrainDevice placement = resolve_train_device(device_options);
+  const TrainDevice placement = resolve_run_device(recipe.placement, chosen);
   SpinRun run(recipe, options, placement);
   return run.run();
 }
