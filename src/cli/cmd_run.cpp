@@ -1,5 +1,6 @@
 // `spinlm run --config RECIPE.yaml [--output RUN] [--resume]`: the SPIN loop of a recipe
-// (pipeline/spin_loop.h), then the summary table and RUN/report.html.
+// (pipeline/spin_loop.h), then the summary table and RUN/report.html. `--check` validates the
+// recipe and prints the settings the run would use and the training memory estimate.
 #include <cstdio>
 #include <fstream>
 
@@ -104,7 +105,7 @@ void print_check(const std::string& config, const Recipe& recipe, const RunPlace
               fused_attention_applies(device.device) ? "fused (SDPA)" : "eager", (long long)world,
               world == 1 ? "" : "es");
   std::vector<std::string> lines;
-  int64_t pairs_cached = 0;
+  int64_t pairs_cached = 0, cache_bytes = 0;
   for (size_t i = 0; i < recipe.iterations.size(); ++i) {
     const TrainSettings& t = recipe.iterations[i];
     TrainingMemoryShape shape;
@@ -121,11 +122,12 @@ void print_check(const std::string& config, const Recipe& recipe, const RunPlace
     shape.reference_pairs = rows < 0 ? 0 : rows * (t.mix_previous && i > 0 ? 2 : 1);
     const MemoryEstimate e = estimate_training_memory(shape);
     pairs_cached = std::max(pairs_cached, shape.reference_pairs);
+    cache_bytes = std::max(cache_bytes, e.reference_cache);
     std::string line = "weights " + gib(e.weights) + ", gradients " + gib(e.gradients) + ", optimizer state " +
                        gib(e.optimizer_state) + ", master weights " + gib(e.master_weights) + ";\n          activations " +
                        gib(e.activations_checkpointed) + " with gradient checkpointing, " + gib(e.activations) +
                        " without, for " + std::to_string(shape.sequences) + " x " + std::to_string(t.max_length) +
-                       " tokens; step " + gib(e.step) + ";\n          peak " + gib(e.peak(t.gradient_checkpointing)) +
+                       " tokens; at the optimizer step " + gib(e.step) + ";\n          peak " + gib(e.peak(t.gradient_checkpointing)) +
                        (t.gradient_checkpointing ? " (gradient checkpointing on)" : " (gradient checkpointing off)");
     if (world == 1) {
       TrainingMemoryShape several = shape;
@@ -138,7 +140,7 @@ void print_check(const std::string& config, const Recipe& recipe, const RunPlace
   print_by_iteration(lines);
   if (rows >= 0)
     std::printf("  reference log-probs: cached on the host, %lld bytes for up to %lld pairs (no second model)\n",
-                (long long)(pairs_cached * 32), (long long)pairs_cached);
+                (long long)cache_bytes, (long long)pairs_cached);
   std::printf("  not counted: the CUDA context and allocator slack (leave ~10%% free), generation's KV cache\n");
 }
 
