@@ -1,4 +1,5 @@
-// core/ and io/jsonl: atomic files, JSONL errors naming file and line, resumable output.
+// core/ and io/jsonl: atomic files, JSONL errors naming file and line, resumable output,
+// progress lines without empty fields.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -6,6 +7,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/progress.h"
 #include "io/jsonl.h"
 #include "testkit.h"
 
@@ -87,4 +89,56 @@ TEST(Jsonl, ResumableDropsTornLineAndContinues) {
   auto rows = read_jsonl(path);
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[2].value["i"], 2);
+}
+
+// Every field of a progress line has a value: no extra text and no known time left leave
+// their field out instead of printing it empty ("2.0 steps/s, , took 5m19s").
+TEST(Progress, SummaryLinesHaveNoEmptyField) {
+  ProgressLine line;
+  line.label = "train";
+  line.unit = "steps";
+  line.done = line.total = 640;
+  line.rate = 2.0;
+  line.final_line = true;
+  line.seconds = 319;
+  EXPECT_EQ(format_progress_line(line, false), "train: 640/640 steps, 2.0 steps/s, took 5m19s");
+  line.extra = "loss 0.6931";
+  EXPECT_EQ(format_progress_line(line, false), "train: 640/640 steps, 2.0 steps/s, loss 0.6931, took 5m19s");
+  // Before the end: time left, unless nothing is done yet to estimate it from.
+  line.final_line = false;
+  line.done = 320;
+  line.seconds = 160;
+  EXPECT_EQ(format_progress_line(line, false), "train: 320/640 steps, 2.0 steps/s, loss 0.6931, left 2m40s");
+  line.extra.clear();
+  line.seconds = -1;
+  line.rate = 0;
+  EXPECT_EQ(format_progress_line(line, false), "train: 320/640 steps, 0.0 steps/s");
+  // The terminal's bar line: the same fields, two spaces apart.
+  line.seconds = 160;
+  line.rate = 2.0;
+  EXPECT_EQ(format_progress_line(line, true), "train [############............] 320/640 steps  2.0 steps/s  left 2m40s");
+  line.final_line = true;
+  line.done = 640;
+  line.seconds = 319;
+  EXPECT_EQ(format_progress_line(line, true), "train [########################] 640/640 steps  2.0 steps/s  took 5m19s");
+
+  // A Progress logs such lines; finish() without text repeats the last update's.
+  testing::internal::CaptureStderr();
+  {
+    Progress progress("train", 3, "steps");
+    progress.update(1, "loss 0.5000");
+    progress.update(3, "loss 0.2500");
+    progress.finish();
+  }
+  {
+    Progress progress("score", 2, "rows");
+    progress.update(2);
+    progress.finish();
+  }
+  const std::string logged = testing::internal::GetCapturedStderr();
+  EXPECT_NE(logged.find("spinlm: train: 3/3 steps, "), std::string::npos) << logged;
+  EXPECT_NE(logged.find(" steps/s, loss 0.2500, took 0s\n"), std::string::npos) << logged;
+  EXPECT_NE(logged.find("spinlm: score: 2/2 rows, "), std::string::npos) << logged;
+  EXPECT_NE(logged.find(" rows/s, took 0s\n"), std::string::npos) << logged;
+  EXPECT_EQ(logged.find(", ,"), std::string::npos) << logged;
 }

@@ -15,6 +15,7 @@
 #include "eval/builtin_tasks.h"
 #include "eval/evaluator.h"
 #include "eval/task_yaml.h"
+#include "train/train_device.h"
 
 namespace spinlm {
 namespace {
@@ -24,7 +25,40 @@ const std::vector<std::string> kTrainKeys = {
     "learning_rate", "beta", "loss_type", "num_train_epochs", "per_device_train_batch_size",
     "gradient_accumulation_steps", "max_length", "max_prompt_length", "warmup_ratio",
     "lr_scheduler_type", "optim", "weight_decay", "max_grad_norm", "logging_steps",
-    "sft_weight", "mix_previous"};
+    "sft_weight", "mix_previous", "gradient_checkpointing", "optimizer_state_dtype", "save_steps"};
+
+// The top-level keys besides the training keys.
+const std::vector<std::string> kTopKeys = {"model_name_or_path", "output_dir", "seed", "num_iterations", "device",
+                                           "torch_dtype", "bf16", "data", "generation", "evaluation",
+                                           "iterations", "stop", "control", "keep_checkpoints"};
+
+// Edit distance with adjacent transpositions (optimal string alignment): "learning_rte" is 1
+// from "learning_rate", "optmi" 1 from "optim".
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i)
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.size()][b.size()];
+}
+
+// The known key nearest to key, when it is near enough to be a typo of it (at most a third
+// of the key's characters differ, and at least 1 may); empty otherwise. Ties: the first in
+// known's order.
+std::string nearest_key(const std::string& key, const std::vector<std::string>& known) {
+  std::string best;
+  size_t best_distance = std::max<size_t>(1, key.size() / 3) + 1;
+  for (const std::string& k : known) {
+    const size_t d = edit_distance(key, k);
+    if (d < best_distance) best = k, best_distance = d;
+  }
+  return best;
+}
 
 // A YAML map with the context for error messages.
 class Section {
@@ -32,15 +66,16 @@ class Section {
   Section(YAML::Node node, std::string source, std::string path)
       : node_(node), source_(std::move(source)), path_(std::move(path)) {}
 
-  // Every key must be one of known (an Error names the first that is not).
+  // Every key must be one of known: an Error names the first that is not, with the known
+  // key nearest to it by edit distance when one is close.
   void only(const std::vector<std::string>& known) const {
     for (const auto& entry : node_) {
       const std::string key = entry.first.as<std::string>();
-      if (std::find(known.begin(), known.end(), key) == known.end()) {
-        std::string list;
-        for (const std::string& k : known) list += (list.empty() ? "" : ", ") + k;
-        fail(where(entry.first), ": unknown key '", name(key), "' (known here: ", list, ")");
-      }
+      if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+      const std::string nearest = nearest_key(key, known);
+      if (!nearest.empty()) fail(where(entry.first), ": unknown key '", name(key), "'; did you mean '", name(nearest), "'?");
+      fail(where(entry.first), ": unknown key '", name(key),
+           "' (not a key here, nor close to one; the keys are listed in src/pipeline/recipe.h)");
     }
   }
 
@@ -158,10 +193,58 @@ void read_train(const Section& s, TrainSettings& t) {
   s.integer("logging_steps", t.logging_steps, 1);
   s.number("sft_weight", t.sft_weight, 0.0, 1e6);
   s.flag("mix_previous", t.mix_previous);
+  s.flag("gradient_checkpointing", t.gradient_checkpointing);
+  // HF's torch_dtype spellings; the trainer's own (--optimizer-state-dtype) are accepted too.
+  std::string state = t.optimizer_state_dtype == "bf16" ? "bfloat16" : "float32";
+  s.choice("optimizer_state_dtype", state, {"float32", "bfloat16"}, {{"fp32", "float32"}, {"bf16", "bfloat16"}});
+  t.optimizer_state_dtype = state == "bfloat16" ? "bf16" : "fp32";
+  s.integer("save_steps", t.save_steps, 0);
   if (t.max_prompt_length >= t.max_length)
     fail(s.where(s.has("max_prompt_length") ? s.get("max_prompt_length") : s.get("max_length")),
          ": key '", s.name("max_prompt_length"), "' (", t.max_prompt_length,
          ") must be below max_length (", t.max_length, ")");
+}
+
+// device: the values of --device, checked for their form only (whether this build and machine
+// have the device is checked when the run resolves it, after --device had its say).
+void read_device(const Section& top, PlacementSettings& p) {
+  if (!top.read("device", p.device, "a string")) return;
+  const std::string& d = p.device;
+  const bool index = d.size() > 5 && d.compare(0, 5, "cuda:") == 0 &&
+                     d.find_first_not_of("0123456789", 5) == std::string::npos;
+  check(d == "auto" || d == "cpu" || d == "cuda" || index, top.where(top.get("device")),
+        ": key 'device' must be auto, cpu, cuda or cuda:N (as --device), got '", d, "'");
+  if (d == "auto") return;
+  p.device_at = top.where(top.get("device"));
+  p.device_key = "device: " + d + " at " + p.device_at;
+}
+
+// torch_dtype (HF's names) and bf16 (TRL's flag) say one thing here: the dtype the models are
+// stored, run and trained in, since spinlm trains in one dtype (no autocast); fp32 master
+// weights come with optimizer_state_dtype float32. bf16: true is bfloat16, bf16: false is
+// float32; torch_dtype auto leaves the choice to --dtype. float16 is refused (no loss scaling).
+void read_dtype(const Section& top, PlacementSettings& p) {
+  std::string torch_dtype = "auto";
+  top.choice("torch_dtype", torch_dtype, {"auto", "float32", "bfloat16", "float16"});
+  const std::string torch_at = top.where(top.get("torch_dtype"));
+  check(torch_dtype != "float16", torch_at, ": key 'torch_dtype' float16 cannot be trained (it needs loss scaling, "
+        "which spinlm does not do); use bfloat16 or float32");
+  if (torch_dtype != "auto") {
+    p.dtype = torch_dtype == "bfloat16" ? "bf16" : "fp32";
+    p.dtype_key = "torch_dtype: " + torch_dtype + " at " + torch_at;
+  }
+  bool bf16 = false;
+  if (!top.read("bf16", bf16, "true or false")) return;
+  const std::string bf16_at = top.where(top.get("bf16"));
+  const std::string flag = bf16 ? "bf16: true" : "bf16: false";
+  if (bf16 && torch_dtype == "float32")
+    fail(bf16_at, ": key 'bf16' true contradicts torch_dtype: float32 (", torch_at, "): in transformers that pair is "
+         "mixed precision (fp32 weights, bf16 compute), which spinlm does not have; for bf16 training with fp32 "
+         "master weights give bf16: true (or torch_dtype: bfloat16) and optimizer_state_dtype: float32");
+  if (!bf16 && torch_dtype == "bfloat16")
+    fail(bf16_at, ": key 'bf16' false contradicts torch_dtype: bfloat16 (", torch_at, "); keep one of them");
+  p.dtype = bf16 ? "bf16" : "fp32";
+  p.dtype_key = flag + " at " + bf16_at;
 }
 
 std::string resolve(const std::string& path, const std::string& base_dir) {
@@ -257,9 +340,7 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
   Recipe recipe;
   recipe.source = source;
   const Section top(root, source, "");
-  std::vector<std::string> known = {"model_name_or_path", "output_dir", "seed", "num_iterations",
-                                    "data", "generation", "evaluation", "iterations", "stop",
-                                    "control", "keep_checkpoints"};
+  std::vector<std::string> known = kTopKeys;
   known.insert(known.end(), kTrainKeys.begin(), kTrainKeys.end());
   top.only(known);
 
@@ -271,6 +352,8 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
   int64_t seed = 42;
   top.integer("seed", seed, 0);
   recipe.seed = uint64_t(seed);
+  read_device(top, recipe.placement);
+  read_dtype(top, recipe.placement);
 
   TrainSettings defaults;
   read_train(top, defaults);
@@ -348,6 +431,9 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
       TrainSettings settings = defaults;
       if (list[t].IsMap()) {
         const Section it(list[t], source, "iterations[" + std::to_string(t) + "]");
+        for (const char* key : {"device", "torch_dtype", "bf16"})
+          check(!it.has(key), it.where(list[t][key]), ": key '", it.name(key), "' belongs at the top level: every "
+                "model of the run has one device and dtype");
         it.only(kTrainKeys);
         read_train(it, settings);
       }
@@ -403,18 +489,88 @@ Recipe load_recipe(const std::string& path) {
   return parse_recipe(text, path, std::filesystem::path(path).parent_path().string());
 }
 
+namespace {
+
+bool is_open(const std::string& value) { return value.empty() || value == "auto"; }
+
+// The --dtype spellings of one dtype as one name (fp32, bf16, fp16); others unchanged, for
+// resolve_train_device's error.
+std::string dtype_name(const std::string& value) {
+  if (value == "float32") return "fp32";
+  if (value == "bfloat16") return "bf16";
+  if (value == "float16") return "fp16";
+  return value;
+}
+
+}  // namespace
+
+RunPlacement resolve_placement(const PlacementSettings& recipe, const std::string& device_option,
+                               const std::string& dtype_option) {
+  RunPlacement p;
+  if (!is_open(device_option)) {
+    p.device = device_option;
+    p.device_from = "--device";
+  } else if (!is_open(recipe.device)) {
+    p.device = recipe.device;
+    p.device_from = recipe.device_key;
+  } else {
+    p.device = "auto";
+    p.device_from = "default";
+  }
+  const std::string asked = dtype_name(dtype_option);
+  if (!is_open(asked) && !is_open(recipe.dtype)) {
+    check(asked == recipe.dtype, "--dtype ", dtype_option, " contradicts the recipe's ", recipe.dtype_key,
+          ": give the dtype in one place, or the same in both");
+    p.dtype = asked;
+    p.dtype_from = "--dtype and " + recipe.dtype_key;
+  } else if (!is_open(asked)) {
+    p.dtype = asked;
+    p.dtype_from = "--dtype";
+  } else if (!is_open(recipe.dtype)) {
+    p.dtype = recipe.dtype;
+    p.dtype_from = recipe.dtype_key;
+  } else {
+    p.dtype = "auto";
+    p.dtype_from = "default";
+  }
+  return p;
+}
+
+TrainDevice resolve_run_device(const PlacementSettings& recipe, const RunPlacement& placement) {
+  TrainLoopOptions options;
+  options.device = placement.device;
+  options.dtype = placement.dtype;
+  try {
+    return resolve_train_device(options);
+  } catch (const Error& error) {
+    const std::string message = error.what();
+    const std::string option = "--device " + placement.device;
+    if (placement.device_from != recipe.device_key || recipe.device_key.empty() || message.rfind(option, 0) != 0)
+      throw;
+    fail(recipe.device_at, ": key 'device' ", placement.device, message.substr(option.size()),
+         " (--device overrides the recipe's device)");
+  }
+}
+
 std::string recipe_to_json(const Recipe& r) {
+  // Settings added later appear only when they change what a run does, so the recipe.json of
+  // run folders written before them still matches on --resume.
   nlohmann::json iterations = nlohmann::json::array();
-  for (const TrainSettings& t : r.iterations)
-    iterations.push_back({{"learning_rate", t.learning_rate}, {"beta", t.beta}, {"loss_type", t.loss},
-                          {"num_train_epochs", t.num_train_epochs},
-                          {"per_device_train_batch_size", t.per_device_train_batch_size},
-                          {"gradient_accumulation_steps", t.gradient_accumulation_steps},
-                          {"max_length", t.max_length}, {"max_prompt_length", t.max_prompt_length},
-                          {"warmup_ratio", t.warmup_ratio}, {"lr_scheduler_type", t.lr_scheduler_type},
-                          {"optim", t.optim}, {"weight_decay", t.weight_decay},
-                          {"max_grad_norm", t.max_grad_norm}, {"logging_steps", t.logging_steps},
-                          {"sft_weight", t.sft_weight}, {"mix_previous", t.mix_previous}});
+  for (const TrainSettings& t : r.iterations) {
+    nlohmann::json it = {{"learning_rate", t.learning_rate}, {"beta", t.beta}, {"loss_type", t.loss},
+                         {"num_train_epochs", t.num_train_epochs},
+                         {"per_device_train_batch_size", t.per_device_train_batch_size},
+                         {"gradient_accumulation_steps", t.gradient_accumulation_steps},
+                         {"max_length", t.max_length}, {"max_prompt_length", t.max_prompt_length},
+                         {"warmup_ratio", t.warmup_ratio}, {"lr_scheduler_type", t.lr_scheduler_type},
+                         {"optim", t.optim}, {"weight_decay", t.weight_decay},
+                         {"max_grad_norm", t.max_grad_norm}, {"logging_steps", t.logging_steps},
+                         {"sft_weight", t.sft_weight}, {"mix_previous", t.mix_previous}};
+    if (t.gradient_checkpointing) it["gradient_checkpointing"] = true;
+    if (t.optimizer_state_dtype != "fp32") it["optimizer_state_dtype"] = t.optimizer_state_dtype;
+    if (t.save_steps > 0) it["save_steps"] = t.save_steps;
+    iterations.push_back(it);
+  }
   const SamplingSettings& g = r.generation;
   const EvaluationSettings& e = r.evaluation;
   nlohmann::json out = {
@@ -433,8 +589,8 @@ std::string recipe_to_json(const Recipe& r) {
       {"iterations", iterations},
       {"stop", nlohmann::json::object({{"patience", r.stop.patience}})},
       {"control", {{"enabled", r.control.enabled}}}};
-  // Settings added later appear only when they change what a run does, so the recipe.json of
-  // run folders written before them still matches on --resume.
+  if (!is_open(r.placement.device)) out["device"] = r.placement.device;
+  if (!is_open(r.placement.dtype)) out["torch_dtype"] = r.placement.dtype == "bf16" ? "bfloat16" : "float32";
   if (e.heldout_exact_match) out["evaluation"]["heldout_exact_match"] = true;
   if (e.sample_accuracy) out["evaluation"]["sample_accuracy"] = true;
   if (e.distribution) out["evaluation"]["distribution"] = true;

@@ -17,10 +17,16 @@
 //   warmup_ratio: 0.1
 //   lr_scheduler_type: linear          # linear | cosine | constant
 //   optim: rmsprop                     # rmsprop | adamw (adamw_torch accepted)
+//   optimizer_state_dtype: float32     # float32 (+ fp32 master weights for bf16) | bfloat16
+//   gradient_checkpointing: false      # recompute each decoder layer in the backward pass
+//   save_steps: 0                      # a resumable checkpoint every N steps (0 = epoch ends only)
 //   weight_decay: 0.0
 //   max_grad_norm: 1.0
 //   logging_steps: 10
 //   sft_weight: 0.0
+//   device: auto                       # auto | cpu | cuda | cuda:N (--device wins)
+//   torch_dtype: auto                  # auto | float32 | bfloat16 (float16 is refused)
+//   bf16: false                        # true = torch_dtype bfloat16, false = float32
 //   data:
 //     train: sft.jsonl                 # conversations: prompts to answer, real answers
 //     heldout: validation.jsonl        # optional: held-out reward accuracy and SFT NLL
@@ -69,6 +75,9 @@
 //
 // The task names and files, data_dir and every task's data files are checked (rows parsed,
 // few-shot pools drawn) when the recipe is read, before any work starts.
+//
+// device, torch_dtype and bf16 are top-level keys (every model of the run); the other
+// training keys may also be set per iteration.
 #pragma once
 #include <optional>
 #include <string>
@@ -95,6 +104,15 @@ struct TrainSettings {
   double sft_weight = 0.0;
   // uclaml/SPIN trains iteration t on iter(t-1) + iter(t) pairs.
   bool mix_previous = false;
+  // Recompute each decoder layer in the backward pass: activation memory of one layer input
+  // per layer instead of everything a layer keeps, for one more forward.
+  bool gradient_checkpointing = false;
+  // Storage of the optimizer state, as `spinlm train --optimizer-state-dtype` names it:
+  // fp32 (a bf16 model then also gets fp32 master weights) | bf16 (no master copy).
+  std::string optimizer_state_dtype = "fp32";
+  // > 0: a resumable checkpoint every save_steps optimizer steps inside the iteration's
+  // training (checkpoint-<step>/, the latest kept); 0: at epoch ends only.
+  int64_t save_steps = 0;
 
   // The global batch: per-device batch times accumulation steps.
   int64_t batch_size() const { return per_device_train_batch_size * gradient_accumulation_steps; }
@@ -182,11 +200,23 @@ struct CheckpointSettings {
   bool keep = false;
 };
 
+// Where every model of the run lives and the dtype it runs and trains in: the top-level
+// keys device, torch_dtype and bf16. resolve_placement combines them with `spinlm run
+// --device/--dtype`.
+struct PlacementSettings {
+  std::string device = "auto";  // auto | cpu | cuda | cuda:N
+  std::string dtype = "auto";   // auto | fp32 | bf16 (from torch_dtype and bf16)
+  std::string device_key;       // "device: cuda at R.yaml:3"; empty when the recipe has no device
+  std::string device_at;        // its FILE:LINE ("R.yaml:3")
+  std::string dtype_key;        // "bf16: true at R.yaml:4"; empty when the recipe leaves the dtype open
+};
+
 struct Recipe {
   std::string source;  // the file it came from ("" for an embedded recipe)
   std::string model_name_or_path;
   std::string output_dir;
   uint64_t seed = 42;
+  PlacementSettings placement;
   DataSettings data;
   SamplingSettings generation;
   EvaluationSettings evaluation;
@@ -203,6 +233,29 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
 
 // Reads and validates a recipe file.
 Recipe load_recipe(const std::string& path);
+
+// The device and dtype option values of a run (resolve_train_device's input) and where each
+// came from, for messages ("--device", "bf16: true at R.yaml:4", "default").
+struct RunPlacement {
+  std::string device, dtype;
+  std::string device_from, dtype_from;
+};
+
+// How the recipe's placement and `spinlm run --device D --dtype T` combine ("" and "auto"
+// leave a value open):
+//   device: the command line wins (the device does not change what a run computes, so a run
+//           may resume on another one); the recipe's device applies when --device is open.
+//   dtype:  the recipe (torch_dtype / bf16) and --dtype must agree when both are given, since
+//           the dtype changes the results; either one alone decides; neither: auto (bf16 on
+//           a GPU, fp32 on the CPU). A contradiction is an Error naming the key, its
+//           FILE:LINE and --dtype.
+RunPlacement resolve_placement(const PlacementSettings& recipe, const std::string& device_option,
+                               const std::string& dtype_option);
+
+// resolve_train_device (train/train_device.h) for a placement; when the recipe chose the
+// device and this machine or build lacks it, the Error names the key and its FILE:LINE.
+struct TrainDevice;
+TrainDevice resolve_run_device(const PlacementSettings& recipe, const RunPlacement& placement);
 
 // The recipe as JSON (every setting, defaults filled in): recorded in the run folder so a
 // resumed run can tell whether the recipe changed.

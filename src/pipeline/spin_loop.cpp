@@ -353,6 +353,9 @@ TrainLoopOptions loop_options(const TrainSettings& s, const std::string& model_d
   loop.micro_batch_size = s.per_device_train_batch_size;
   loop.max_grad_norm = s.max_grad_norm;
   loop.logging_steps = s.logging_steps;
+  loop.save_steps = s.save_steps;
+  loop.optimizer.state_dtype = s.optimizer_state_dtype;
+  loop.gradient_checkpointing = s.gradient_checkpointing;
   loop.seed = seed;
   loop.resume = true;  // a step that is not done yet continues from its own last checkpoint
   return loop;
@@ -788,12 +791,10 @@ class SpinRun {
 RunSummary run_spin(const Recipe& recipe, const RunOptions& options) {
   check(!options.run_dir.empty(), "no output folder: give --output or output_dir in the recipe");
   check_inputs(recipe);
-  // --device/--dtype resolved once, and checked as training will check them (fp16 refused),
-  // before the run folder is written.
-  TrainLoopOptions device_options;
-  device_options.device = options.device;
-  device_options.dtype = options.dtype;
-  const TrainDevice placement = resolve_train_device(device_options);
+  // --device/--dtype and the recipe's placement keys resolved once (resolve_placement), and
+  // checked as training will check them (fp16 refused), before the run folder is written.
+  const RunPlacement chosen = resolve_placement(recipe.placement, options.device, options.dtype);
+  const TrainDevice placement = resolve_run_device(recipe.placement, chosen);
   SpinRun run(recipe, options, placement);
   return run.run();
 }

@@ -35,8 +35,9 @@ struct RunOptions {
   bool show_progress = true;
   // Every model the run loads, generates with, trains and evaluates: "auto" (the local rank's
   // GPU when there is one, else cpu; model/device_choice.h), cpu, cuda, cuda:N; dtype "auto"
-  // (bf16 on a GPU, fp32 on cpu), fp32 or bf16. Not part of the recipe: a run may resume on
-  // another device.
+  // (bf16 on a GPU, fp32 on cpu), fp32 or bf16. Combined with the recipe's device,
+  // torch_dtype and bf16 keys by resolve_placement (pipeline/recipe.h): --device wins, so a
+  // run may resume on another device; a dtype given in both must agree.
   std::string device = "auto";
   std::string dtype = "auto";
   // [dist] The process group of a run over several processes (docs/distributed.md): every
