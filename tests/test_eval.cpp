@@ -514,7 +514,11 @@ TEST(Heldout, RewardAccuracyByHand) {
   pairs[0] = {{1}, {5, 2}, {6, 2}, "p:1"};
   pairs[1] = {{1}, {5, 2}, {7, 2}, "p:2"};
   pairs[2] = {{1}, {5, 2}, {5, 2}, "p:3"};
-  const auto result = summarize_pair_rewards(pairs, model, opponent, 0.5);
+  const auto result = summarize_pair_rewards(pairs, model, opponent, [] {
+    HeldoutPairsOptions o;
+    o.beta = 0.5;
+    return o;
+  }());
   // rewards real 1, -0.5, 0.5; generated 0, 0.5, 0.5: real wins pair 0, loses pair 1, ties pair 2 (one half).
   EXPECT_DOUBLE_EQ(result.reward_accuracy, 1.5 / 3.0);
   EXPECT_DOUBLE_EQ(result.identical_pairs, 1.0 / 3.0);
@@ -522,6 +526,22 @@ TEST(Heldout, RewardAccuracyByHand) {
   EXPECT_DOUBLE_EQ(result.rewards_real, 1.0 / 3.0);
   EXPECT_DOUBLE_EQ(result.rewards_generated, 1.0 / 3.0);
   EXPECT_DOUBLE_EQ(result.logps_real, -35.0 / 3.0);
+}
+
+TEST(Heldout, IpoRewardsUsePerTokenLogprobsAsTheTrainer) {
+  // One pair: real answer of 2 tokens, generated of 4; model - opponent: real +2, generated +2.
+  // Summed, the rewards tie; per token (TRL's ipo), real gains 2/2 = 1 and generated 2/4.
+  ReferenceLogprobs model{{-10}, {-20}, {}, {}}, opponent{{-12}, {-22}, {}, {}};
+  std::vector<TokenPair> pairs(1);
+  pairs[0] = {{1}, {5, 2}, {6, 7, 8, 2}, "p:1"};
+  HeldoutPairsOptions o;
+  o.beta = 0.5;
+  EXPECT_DOUBLE_EQ(summarize_pair_rewards(pairs, model, opponent, o).reward_accuracy, 0.5);
+  o.loss = SpinLoss::kIpo;
+  const HeldoutPairsResult ipo = summarize_pair_rewards(pairs, model, opponent, o);
+  EXPECT_DOUBLE_EQ(ipo.rewards_real, 0.5 * 1.0);
+  EXPECT_DOUBLE_EQ(ipo.rewards_generated, 0.5 * 0.5);
+  EXPECT_DOUBLE_EQ(ipo.reward_accuracy, 1.0);
 }
 
 // ---------------------------------------------------------------------------------------

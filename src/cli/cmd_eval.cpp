@@ -55,6 +55,10 @@ CommandAction setup_eval(CLI::App& app) {
   app.add_option("--heldout-pairs", o.heldout_pairs, "SPIN pairs JSONL: reward accuracy against --opponent");
   app.add_option("--opponent", o.opponent_dir, "the opponent model folder (for --heldout-pairs)");
   app.add_option("--beta", o.beta, "SPIN beta for the held-out rewards")->capture_default_str();
+  app.add_option("--loss", o.loss, "the training loss the rewards follow: logistic | hinge | exponential | ipo (ipo: "
+                                   "per-token log-probs, as TRL)")
+      ->check(CLI::IsMember({"logistic", "sigmoid", "hinge", "exponential", "ipo"}))
+      ->capture_default_str();
   app.add_option("--heldout-max-length", o.max_length, "held-out sequence length")->capture_default_str();
   app.add_option("--heldout-max-prompt-length", o.max_prompt_length, "held-out pair prompt length")
       ->capture_default_str();

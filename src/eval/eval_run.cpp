@@ -65,7 +65,9 @@ nlohmann::json run_evaluation(const EvalRunOptions& options) {
     pairs_options.files = {options.heldout_pairs};
     pairs_options.truncation.max_length = options.max_length;
     pairs_options.truncation.max_prompt_length = options.max_prompt_length;
+    check(options.beta > 0, "--beta must be positive, got ", options.beta);
     pairs_options.beta = options.beta;
+    pairs_options.loss = parse_spin_loss(options.loss);
     pairs_options.batch_size = eval.batch_size;
     pairs_options.limit = eval.limit;
     const auto pairs = load_heldout_pairs(codec, stop, model->config().vocab_size, pairs_options);
@@ -74,9 +76,10 @@ nlohmann::json run_evaluation(const EvalRunOptions& options) {
     model.reset();
     const Transformer opponent = load_model(options.opponent_dir, device, dtype);
     const auto opponent_scores = score_heldout_pairs(opponent, pairs, pairs_options);
-    const auto result = summarize_pair_rewards(pairs, model_scores, opponent_scores, options.beta);
+    const auto result = summarize_pair_rewards(pairs, model_scores, opponent_scores, pairs_options);
     out["heldout"]["pairs"] = to_json(result);
     out["heldout"]["pairs"]["beta"] = options.beta;
+    out["heldout"]["pairs"]["loss"] = spin_loss_name(pairs_options.loss);
     out["heldout"]["pairs"]["opponent"] = options.opponent_dir;
     log_info("held-out pairs: ", result.pairs, " pairs, reward accuracy ", result.reward_accuracy, ", margin ",
              result.reward_margin);

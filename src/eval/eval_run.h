@@ -21,6 +21,7 @@ struct EvalRunOptions {
   std::string heldout_pairs;            // pairs JSONL (empty: skipped)
   std::string opponent_dir;             // needed with heldout_pairs
   double beta = 0.1;
+  std::string loss = "logistic";        // the rewards' log-probs: per-token for ipo (train/losses.h)
   int64_t max_length = 1024;            // held-out sequences
   int64_t max_prompt_length = 512;
   std::string device = "auto";  // auto, cpu, cuda, cuda:N (model/device_choice.h)

@@ -65,21 +65,33 @@ ReferenceLogprobs score_heldout_pairs(const Transformer& model, const std::vecto
 }
 
 HeldoutPairsResult summarize_pair_rewards(const std::vector<TokenPair>& pairs, const ReferenceLogprobs& model,
-                                          const ReferenceLogprobs& opponent, double beta) {
+                                          const ReferenceLogprobs& opponent, const HeldoutPairsOptions& options) {
   const size_t n = model.real.size();
   check(n > 0 && pairs.size() == n && opponent.real.size() == n && model.generated.size() == n &&
             opponent.generated.size() == n,
         "held-out pairs: model and opponent scored different numbers of pairs");
   HeldoutPairsResult result;
   result.pairs = static_cast<int64_t>(n);
-  std::vector<double> margins(n), real(n), generated(n), identical(n);
+  std::vector<double> real_tokens(n), generated_tokens(n), identical(n);
   for (size_t i = 0; i < n; ++i) {
-    real[i] = beta * (model.real[i] - opponent.real[i]);
-    generated[i] = beta * (model.generated[i] - opponent.generated[i]);
-    margins[i] = real[i] - generated[i];
+    real_tokens[i] = double(pairs[i].real.size());
+    generated_tokens[i] = double(pairs[i].generated.size());
     identical[i] = pairs[i].real == pairs[i].generated ? 1.0 : 0.0;
   }
-  const at::Tensor accuracy = reward_accuracy(at::tensor(real, at::kDouble), at::tensor(generated, at::kDouble));
+  const auto logprobs = [&](const std::vector<double>& summed, const std::vector<double>& tokens) {
+    return loss_logprobs(options.loss, at::tensor(summed, at::kDouble), at::tensor(tokens, at::kDouble));
+  };
+  const at::Tensor rewards_real = spin_rewards(options.beta, logprobs(model.real, real_tokens),
+                                               logprobs(opponent.real, real_tokens));
+  const at::Tensor rewards_generated = spin_rewards(options.beta, logprobs(model.generated, generated_tokens),
+                                                    logprobs(opponent.generated, generated_tokens));
+  const auto values = [](const at::Tensor& t) {
+    const at::Tensor c = t.contiguous();
+    return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+  };
+  const std::vector<double> real = values(rewards_real), generated = values(rewards_generated),
+                            margins = values(rewards_real - rewards_generated);
+  const at::Tensor accuracy = reward_accuracy(rewards_real, rewards_generated);
   const std::vector<double> correct(accuracy.data_ptr<double>(), accuracy.data_ptr<double>() + n);
   result.reward_accuracy = mean(correct);
   result.reward_accuracy_stderr = mean_stderr(correct);

@@ -16,6 +16,7 @@
 #include "model/stop_tokens.h"
 #include "model/transformer.h"
 #include "text/text_codec.h"
+#include "train/losses.h"
 #include "train/reference_logprobs.h"
 
 namespace spinlm {
@@ -42,6 +43,7 @@ struct HeldoutPairsOptions {
   std::vector<std::string> files;  // SPIN pairs JSONL (data/pairs.h formats)
   TruncationOptions truncation;
   double beta = 0.1;
+  SpinLoss loss = SpinLoss::kLogistic;  // the rewards are on its log-probs (per-token for ipo)
   int64_t batch_size = 8;  // pairs per forward
   int64_t limit = -1;
 };
@@ -65,9 +67,10 @@ std::vector<TokenPair> load_heldout_pairs(const TextCodec& codec, const StopToke
 // Summed log-probs of every pair's two answers under one model.
 ReferenceLogprobs score_heldout_pairs(const Transformer& model, const std::vector<TokenPair>& pairs,
                                       const HeldoutPairsOptions& options);
-// Rewards and accuracy from the model's and the opponent's log-probs.
+// Rewards and accuracy from the model's and the opponent's summed log-probs, as the trainer
+// computes them for options.loss and options.beta (train/losses.h).
 HeldoutPairsResult summarize_pair_rewards(const std::vector<TokenPair>& pairs, const ReferenceLogprobs& model,
-                                          const ReferenceLogprobs& opponent, double beta);
+                                          const ReferenceLogprobs& opponent, const HeldoutPairsOptions& options);
 
 nlohmann::json to_json(const HeldoutSftResult& result);
 nlohmann::json to_json(const HeldoutPairsResult& result);

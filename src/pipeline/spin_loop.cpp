@@ -265,6 +265,7 @@ nlohmann::json heldout_rewards(const std::string& opponent_dir, const std::strin
   o.files = {pairs_path};
   o.truncation = {settings.max_length, settings.max_prompt_length};
   o.beta = settings.beta;
+  o.loss = parse_spin_loss(settings.loss);
   o.batch_size = settings.per_device_train_batch_size;
   const ModelText text = load_model_text(model_dir);
   const std::vector<TokenPair> pairs = load_heldout_pairs(*text.codec, text.stop, text.vocab_size, o);
@@ -274,7 +275,7 @@ nlohmann::json heldout_rewards(const std::string& opponent_dir, const std::strin
     opponent = score_heldout_pairs(p_t, pairs, o);
   }
   const Transformer p_next = load_model(model_dir, placement.device, placement.dtype);
-  const HeldoutPairsResult r = summarize_pair_rewards(pairs, score_heldout_pairs(p_next, pairs, o), opponent, o.beta);
+  const HeldoutPairsResult r = summarize_pair_rewards(pairs, score_heldout_pairs(p_next, pairs, o), opponent, o);
   return {{"heldout_reward_accuracy", r.reward_accuracy},
           {"heldout_reward_accuracy_stderr", r.reward_accuracy_stderr},
           {"heldout_reward_margin", r.reward_margin},

@@ -25,7 +25,6 @@ std::string spin_loss_name(SpinLoss loss) {
 PairLossOutput spin_pair_loss(SpinLoss loss, double beta, const at::Tensor& policy_real,
                               const at::Tensor& policy_generated, const at::Tensor& reference_real,
                               const at::Tensor& reference_generated) {
-  check(beta > 0, "beta must be positive, got ", beta);
   // h: the log-ratio difference TRL calls `logits`; u = beta * h.
   at::Tensor h = (policy_real - reference_real) - (policy_generated - reference_generated);  // [B]
   at::Tensor u = h * beta;
@@ -45,9 +44,22 @@ PairLossOutput spin_pair_loss(SpinLoss loss, double beta, const at::Tensor& poli
       out.losses = (h - 1.0 / (2.0 * beta)).pow(2);
       break;
   }
-  out.rewards_real = ((policy_real - reference_real) * beta).detach();
-  out.rewards_generated = ((policy_generated - reference_generated) * beta).detach();
+  out.rewards_real = spin_rewards(beta, policy_real, reference_real).detach();
+  out.rewards_generated = spin_rewards(beta, policy_generated, reference_generated).detach();
   return out;
+}
+
+at::Tensor loss_logprobs(SpinLoss loss, const at::Tensor& summed, const at::Tensor& response_tokens) {
+  if (loss != SpinLoss::kIpo) return summed;
+  return summed / response_tokens.to(summed.scalar_type()).clamp_min(1);
+}
+
+at::Tensor spin_rewards(double beta, const at::Tensor& policy, const at::Tensor& reference) {
+  return (policy - reference) * beta;
+}
+
+at::Tensor sft_term(double sft_weight, const at::Tensor& policy_real, const at::Tensor& real_tokens) {
+  return sft_weight * (-policy_real / real_tokens.to(policy_real.scalar_type()).clamp_min(1));
 }
 
 at::Tensor reward_accuracy(const at::Tensor& rewards_real, const at::Tensor& rewards_generated) {

@@ -25,8 +25,17 @@ enum class SpinLoss { kLogistic, kHinge, kExponential, kIpo };
 SpinLoss parse_spin_loss(const std::string& name);
 std::string spin_loss_name(SpinLoss loss);
 
-// TRL divides the policy and reference log-probs by the response length for ipo only.
-inline bool ipo_uses_mean_logprobs(SpinLoss loss) { return loss == SpinLoss::kIpo; }
+// The response log-probs a loss compares, from the summed ones: TRL divides the policy and
+// reference log-probs by the response length (at least 1) for ipo only, and keeps the sums
+// otherwise. [B] in, [B] out.
+at::Tensor loss_logprobs(SpinLoss loss, const at::Tensor& summed, const at::Tensor& response_tokens);
+
+// TRL's rewards, beta * (log p_theta - log p_ref) on loss_logprobs, for every loss type. [B]
+at::Tensor spin_rewards(double beta, const at::Tensor& policy, const at::Tensor& reference);
+
+// The optional SFT term added to each pair's loss: sft_weight times the real response's
+// per-token NLL, -log p_theta(y) / |y|. [B]
+at::Tensor sft_term(double sft_weight, const at::Tensor& policy_real, const at::Tensor& real_tokens);
 
 struct PairLossOutput {
   at::Tensor losses;             // [B] per-pair loss (differentiable)
@@ -35,7 +44,8 @@ struct PairLossOutput {
 };
 
 // policy_*: [B] log-probs of the trained model (carry grad); reference_*: [B] opponent
-// log-probs (no grad). Any floating dtype (the theory test runs in double).
+// log-probs (no grad), both as loss_logprobs gives them. Any floating dtype (the theory test
+// runs in double). beta > 0 is checked where it enters (the trainer's options, the recipe).
 PairLossOutput spin_pair_loss(SpinLoss loss, double beta, const at::Tensor& policy_real,
                               const at::Tensor& policy_generated, const at::Tensor& reference_real,
                               const at::Tensor& reference_generated);

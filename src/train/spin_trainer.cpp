@@ -35,19 +35,13 @@ SpinMicroOutput spin_micro_loss(const Transformer& model, const std::vector<cons
   const auto options = at::TensorOptions().dtype(scores.real.scalar_type()).device(scores.real.device());
   at::Tensor ref_real = at::tensor(reference_real, at::kDouble).to(options);            // [m]
   at::Tensor ref_generated = at::tensor(reference_generated, at::kDouble).to(options);  // [m]
-  at::Tensor policy_real = scores.real, policy_generated = scores.generated;
-  if (ipo_uses_mean_logprobs(loss)) {
-    at::Tensor rt = scores.real_tokens.clamp_min(1), gt = scores.generated_tokens.clamp_min(1);
-    policy_real = policy_real / rt;
-    policy_generated = policy_generated / gt;
-    ref_real = ref_real / rt;
-    ref_generated = ref_generated / gt;
-  }
+  const at::Tensor policy_real = loss_logprobs(loss, scores.real, scores.real_tokens);
+  const at::Tensor policy_generated = loss_logprobs(loss, scores.generated, scores.generated_tokens);
+  ref_real = loss_logprobs(loss, ref_real, scores.real_tokens);
+  ref_generated = loss_logprobs(loss, ref_generated, scores.generated_tokens);
   PairLossOutput out = spin_pair_loss(loss, beta, policy_real, policy_generated, ref_real, ref_generated);
   at::Tensor per_pair = out.losses;  // [m]
-  if (sft_weight != 0) {
-    per_pair = per_pair + sft_weight * (-scores.real / scores.real_tokens.clamp_min(1));
-  }
+  if (sft_weight != 0) per_pair = per_pair + sft_term(sft_weight, scores.real, scores.real_tokens);
   SpinMicroOutput result;
   result.loss = per_pair.sum() / normaliser;
   auto total = [&](const at::Tensor& t) { return t.detach().to(at::kDouble).sum().item<double>() / normaliser; };
