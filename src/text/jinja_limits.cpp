@@ -62,6 +62,11 @@ RenderDepthGuard::RenderDepthGuard() : limits_(current_render) {
           "macro calls more than " + std::to_string(kMaxRenderDepth) +
           " deep (kMaxRenderDepth, src/text/jinja_limits.h)");
   }
+  if (++limits_->render_steps > kMaxRenderSteps) {
+    --limits_->render_depth;
+    raise("the template evaluated more than " + std::to_string(kMaxRenderSteps) +
+          " statements and expressions in one render (kMaxRenderSteps, src/text/jinja_limits.h)");
+  }
 }
 
 RenderDepthGuard::~RenderDepthGuard() {

@@ -29,6 +29,11 @@ constexpr int kMaxMacroDepth = 200;
 // recursive macro a few per call.
 constexpr int kMaxRenderDepth = 2000;
 
+// Statements and expressions evaluated in one render: bounds its time where no loop runs
+// (a macro that calls itself twice makes 2^depth calls). An ordinary render evaluates a
+// few thousand; reaching the limit takes some seconds.
+constexpr int64_t kMaxRenderSteps = 50'000'000;
+
 // Nesting of a value that printing, comparing and tojson walk (lists inside lists, a
 // namespace holding itself); deeper fails like Python's RecursionError.
 constexpr int kMaxValueDepth = 256;
@@ -73,6 +78,7 @@ class RenderLimits {
 
   size_t built_bytes = 0;
   int64_t loop_iterations = 0;
+  int64_t render_steps = 0;
   int render_depth = 0;
 
  private:
@@ -89,7 +95,8 @@ void note_built(size_t bytes);
 void check_output(const std::string& out, size_t grown_by);
 void count_loop_iteration();
 
-// Held while the renderer evaluates one statement or expression (kMaxRenderDepth).
+// Held while the renderer evaluates one statement or expression (kMaxRenderDepth); each
+// one counts as a step (kMaxRenderSteps).
 class RenderDepthGuard {
  public:
   RenderDepthGuard();

@@ -127,7 +127,7 @@ Value string_method(const std::string& s, const std::string& name) {
   if (name == "find" || name == "rfind" || name == "index" || name == "rindex") {
     return method([s, name](const CallArgs& a) {
       std::string sub = string_arg(a, 0, "sub", name);
-      size_t at = (name[0] == 'r') ? s.rfind(sub) : find_text(s, sub);
+      size_t at = (name[0] == 'r') ? rfind_text(s, sub) : find_text(s, sub);
       if (at == std::string::npos) {
         if (name.find("index") != std::string::npos) raise("substring not found");
         return Value::from_int(-1);
@@ -388,6 +388,17 @@ size_t find_text(const std::string& s, const std::string& sub, size_t pos) {
   if (sub.empty()) return pos;
   const void* at = ::memmem(s.data() + pos, s.size() - pos, sub.data(), sub.size());
   return at == nullptr ? std::string::npos : static_cast<size_t>(static_cast<const char*>(at) - s.data());
+}
+
+size_t rfind_text(const std::string& s, const std::string& sub) {
+  // A short needle costs std::string::rfind at most size(sub) steps a position; a long one
+  // is searched for, reversed, in the reversed text.
+  if (sub.size() <= 16) return s.rfind(sub);
+  if (sub.size() > s.size()) return std::string::npos;
+  const std::string text(s.rbegin(), s.rend());
+  const std::string needle(sub.rbegin(), sub.rend());
+  const size_t at = find_text(text, needle);
+  return at == std::string::npos ? at : s.size() - at - sub.size();
 }
 
 std::string py_strip(const std::string& s, const Value* chars, bool left, bool right) {
