@@ -18,6 +18,7 @@
 #include "io/safetensors.h"
 #include "model/config.h"
 #include "model/stop_tokens.h"
+#include "pipeline/recipe.h"
 #include "text/chat_template.h"
 #include "text/text_codec.h"
 #include "text/tokenizer.h"
@@ -194,6 +195,14 @@ TEST(HardeningJson, NormalInputsStillParse) {
   EXPECT_EQ(read_jsonl(path).at(0).value["text"].get<std::string>().size(), 200000u);
 }
 
+TEST(HardeningJson, DeepRecipeYamlIsAnError) {
+  // Recipes are YAML: yaml-cpp's parser has its own depth guard.
+  const std::string message = error_of([] {
+    parse_recipe("model: " + nested_arrays(kHostileDepth) + "\n", "deep.yaml", ".");
+  });
+  EXPECT_EQ(contains_message(message, "deep.yaml:1: not valid YAML"), "");
+}
+
 // ---- shard indexes: only files inside the model folder ----
 
 namespace {
@@ -366,7 +375,7 @@ TEST(HardeningTemplates, SizesATemplateAsksForAreChecked) {
 TEST(HardeningTemplates, SubstringSearchTakesLinearTime) {
   // A needle that matches all but its last byte at every position: quadratic for a naive search.
   const std::string setup = "{% set a = 'a' * 20000000 %}{% set b = 'a' * 10000000 ~ 'b' %}";
-  for (const std::string& use : {"{{ b in a }}", "{{ a.count(b) }}", "{{ a.find(b) }}",
+  for (const std::string& use : {"{{ b in a }}", "{{ a.count(b) }}", "{{ a.find(b) }}", "{{ a.rfind(b) }}",
                                  "{{ a.split(b) | length }}", "{{ a.replace(b, '') | length }}"}) {
     const auto [error, seconds] = render_error(setup + use);
     EXPECT_EQ(error, "") << use;
@@ -430,6 +439,14 @@ TEST(HardeningTemplates, RecursionIsBounded) {
     std::tie(error, seconds) = render_error(source);
     EXPECT_EQ(contains_message(error, "kMaxSyntaxDepth"), "") << source.substr(0, 40);
   }
+}
+
+TEST(HardeningTemplates, ExponentialRecursionIsBoundedInSteps) {
+  // Each call makes two: 2^60 calls, none deeper than 60 and none in a loop.
+  const auto [error, seconds] = render_error(
+      "{% macro r(n) %}{% if n < 60 %}{{ r(n + 1) }}{{ r(n + 1) }}{% endif %}{% endmacro %}{{ r(0) }}");
+  EXPECT_EQ(contains_message(error, "kMaxRenderSteps"), "");
+  EXPECT_LT(seconds, 60.0);
 }
 
 TEST(HardeningTemplates, DeepAndCyclicValuesFailToPrintAndAreFreed) {
