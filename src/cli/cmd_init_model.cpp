@@ -6,6 +6,7 @@
 #include "cli/command.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "io/json_text.h"
 #include "model/device_options.h"
 #include "model/hf_model.h"
 #include "text/byte_vocab.h"
@@ -84,8 +85,7 @@ void run_init_model(const InitOptions& o) {
     std::string folder = std::filesystem::path(o.vocab).parent_path().string();
     if (folder.empty()) folder = ".";
     if (file_exists(folder + "/tokenizer_config.json")) {
-      auto tokenizer_config = nlohmann::json::parse(read_file(folder + "/tokenizer_config.json"), nullptr, false);
-      check(!tokenizer_config.is_discarded(), folder, "/tokenizer_config.json: not valid JSON");
+      const auto tokenizer_config = read_json_file(folder + "/tokenizer_config.json");
       if (auto id = special_id(tokenizer_config, "bos_token", tokenizer)) config["bos_token_id"] = *id;
       if (auto id = special_id(tokenizer_config, "eos_token", tokenizer)) config["eos_token_id"] = *id;
       if (auto id = special_id(tokenizer_config, "pad_token", tokenizer)) config["pad_token_id"] = *id;

@@ -6,6 +6,7 @@
 #include "cli/command.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "io/json_text.h"
 #include "io/safetensors.h"
 #include "model/config.h"
 #include "text/tokenizer.h"
@@ -17,8 +18,7 @@ namespace {
 std::string chat_template_source(const std::string& dir) {
   if (file_exists(dir + "/chat_template.jinja")) return "chat_template.jinja";
   if (!file_exists(dir + "/tokenizer_config.json")) return "";
-  auto config = nlohmann::json::parse(read_file(dir + "/tokenizer_config.json"), nullptr, false);
-  check(!config.is_discarded(), dir, "/tokenizer_config.json: not valid JSON");
+  const auto config = read_json_file(dir + "/tokenizer_config.json");
   if (config.contains("chat_template") && !config["chat_template"].is_null()) return "tokenizer_config.json";
   return "";
 }

@@ -7,6 +7,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/logging.h"
+#include "io/json_text.h"
 #include "model/device_options.h"
 #include "model/hf_model.h"
 
@@ -62,12 +63,7 @@ void merge_shards_by_index(const std::vector<std::string>& shard_paths, const st
       ++number;
       if (line.empty()) continue;
       const std::string where = path + ":" + std::to_string(number);
-      nlohmann::json row;
-      try {
-        row = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::exception&) {
-        fail(where, ": not valid JSON");
-      }
+      const nlohmann::json row = parse_json_text(line, where);
       auto index = row.find("index");
       check(row.is_object() && index != row.end() && index->is_number_integer(), where,
             ": a row without an integer \"index\"");

@@ -7,6 +7,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "io/json_text.h"
 
 namespace spinlm {
 
@@ -16,20 +17,41 @@ JsonlReader::JsonlReader(std::string path) : path_(std::move(path)), in_(path_, 
 
 std::string JsonlReader::where() const { return path_ + ":" + std::to_string(line_number_); }
 
+bool JsonlReader::read_line(std::string& line) {
+  // In chunks, so that a line longer than kMaxJsonBytes is refused before it is all in memory.
+  line.clear();
+  char chunk[1 << 16];
+  while (true) {
+    in_.getline(chunk, sizeof chunk);
+    const auto count = static_cast<size_t>(in_.gcount());
+    if (in_.eof()) {
+      line.append(chunk, count);
+      return count > 0 || !line.empty();
+    }
+    if (!in_.fail()) {  // the newline was read (and counted)
+      line.append(chunk, count - 1);
+      return true;
+    }
+    check(!in_.bad(), path_, ": read error");
+    in_.clear();  // the chunk filled before the end of the line
+    line.append(chunk, count);
+    check(line.size() <= kMaxJsonBytes, path_, ":", line_number_ + 1, ": a line longer than spinlm's limit of ",
+          kMaxJsonBytes >> 20, " MiB for one JSON row (kMaxJsonBytes in src/io/json_text.h); "
+          "check that this is a JSONL file");
+  }
+}
+
 bool JsonlReader::next(json& row) {
   std::string line;
-  while (std::getline(in_, line)) {
+  while (read_line(line)) {
     ++line_number_;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    try {
-      row = json::parse(line);
-    } catch (const json::parse_error& error) {
-      fail(where(), ": not valid JSON (", error.what(), ")");
-    }
+    row = parse_json_text(line, where());
     check(row.is_object(), where(), ": expected a JSON object, got ", row.type_name());
     return true;
   }
+  check(!in_.bad(), path_, ": read error");
   return false;
 }
 
@@ -93,9 +115,9 @@ ResumableJsonl::ResumableJsonl(std::string path) : path_(std::move(path)) {
       start = end + 1;
       if (text.empty()) continue;
       try {
-        existing_.push_back(json::parse(text));
-      } catch (const json::parse_error&) {
-        fail(partial, ":", line, ": corrupt row in a partial output; delete the file to start over");
+        existing_.push_back(parse_json_text(text, partial + ":" + std::to_string(line)));
+      } catch (const Error& error) {
+        fail(error.what(), "; this partial output is corrupt: delete the file to start over");
       }
     }
     check(::truncate(partial.c_str(), static_cast<off_t>(keep)) == 0, partial,

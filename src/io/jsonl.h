@@ -13,7 +13,8 @@ namespace spinlm {
 using json = nlohmann::json;
 
 // Streams the objects of a JSONL file. Blank lines are skipped. A line that is not valid
-// JSON, is not an object, or is not valid UTF-8 raises an Error "FILE:LINE: ...".
+// JSON, is not an object, or is not valid UTF-8 raises an Error "FILE:LINE: ...", and so
+// does one past the limits of src/io/json_text.h (nesting depth, size).
 class JsonlReader {
  public:
   explicit JsonlReader(std::string path);
@@ -26,6 +27,9 @@ class JsonlReader {
   std::string where() const;
 
  private:
+  // The next line without its newline; false at the end of the file.
+  bool read_line(std::string& line);
+
   std::string path_;
   std::ifstream in_;
   int64_t line_number_ = 0;

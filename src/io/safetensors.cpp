@@ -1,7 +1,8 @@
 // safetensors reading (memory-mapped, fully validated) and writing (HF layout, atomic).
 //
 // Validation follows the reference Rust implementation (huggingface/safetensors, tensor.rs):
-// the header is at most 100 MB of UTF-8 JSON; every entry has a known dtype, a shape and
+// the header is at most 100 MB of UTF-8 JSON (nested at most kMaxJsonDepth deep, listing at
+// most kMaxTensors tensors, both spinlm's limits); every entry has a known dtype, a shape and
 // data_offsets; sorted by offset, the entries must tile the data section exactly, from 0 to
 // its last byte, with no gap and no overlap; each entry spans product(shape) * itemsize bytes.
 //
@@ -28,6 +29,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "io/json_text.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "safetensors data is little-endian; spinlm copies it as is");
@@ -40,6 +42,9 @@ using json = nlohmann::json;
 using ordered_json = nlohmann::ordered_json;
 
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;  // as the Rust reader
+// Tensors in one file. The largest models have about 100,000 tensors in all, split over
+// many shards; the limit keeps a hostile header from costing gigabytes of entries.
+constexpr size_t kMaxTensors = 1'000'000;
 constexpr const char* kSingleFile = "model.safetensors";
 constexpr const char* kIndexFile = "model.safetensors.index.json";
 
@@ -185,23 +190,24 @@ std::map<std::string, std::string> parse_metadata(const std::string& path, const
 }
 
 // Parses the header text, refusing duplicate top-level names (nlohmann keeps the last one
-// silently, so they are caught while parsing).
+// silently, so they are caught while parsing) and more than kMaxTensors of them (counted
+// while parsing, so the parse stops there).
 json parse_header(const std::string& path, const std::string& text) {
   std::string duplicate;
   std::set<std::string> seen;
+  size_t tensors = 0;
   auto note_keys = [&](int depth, json::parse_event_t event, json& parsed) {
     if (depth == 1 && event == json::parse_event_t::key) {
       const std::string& key = parsed.get_ref<const std::string&>();
       if (!seen.insert(key).second && duplicate.empty()) duplicate = key;
+      tensors += key != "__metadata__";
+      check(tensors <= kMaxTensors, path, ": the header lists more than ", kMaxTensors,
+            " tensors, spinlm's limit for one safetensors file (kMaxTensors in src/io/safetensors.cpp); "
+            "real models split their tensors over shards");
     }
     return true;
   };
-  json header;
-  try {
-    header = json::parse(text, note_keys);
-  } catch (const json::parse_error& error) {
-    fail(path, ": header is not valid JSON (", error.what(), ")");
-  }
+  json header = parse_json_text(text, path, note_keys, "header");
   check(duplicate.empty(), path, ": duplicate tensor name \"", duplicate, "\" in the header");
   check(header.is_object(), path, ": header is not a JSON object");
   return header;
@@ -245,6 +251,43 @@ std::string shard_name(size_t index, size_t count) {
   char buffer[64];
   std::snprintf(buffer, sizeof buffer, "model-%05zu-of-%05zu.safetensors", index + 1, count);
   return buffer;
+}
+
+bool path_within(const std::filesystem::path& root, const std::filesystem::path& path) {
+  auto [r, p] = std::mismatch(root.begin(), root.end(), path.begin(), path.end());
+  return r == root.end();
+}
+
+// The path of the shard a weight_map entry names, refused unless it lies inside the model
+// folder: no absolute path, no ".." component, and no link that resolves outside. A folder
+// of a Hugging Face hub cache (<repo>/snapshots/<revision>/) holds links into <repo>/blobs/;
+// those are allowed.
+std::string shard_inside_folder(const std::string& dir, const std::string& index_path,
+                                const std::string& tensor, const std::string& shard) {
+  namespace fs = std::filesystem;
+  const std::string entry = "weight_map entry \"" + tensor + "\": \"" + shard + "\"";
+  const fs::path relative(shard);
+  check(!shard.empty(), index_path, ": ", entry, " names no file");
+  check(!relative.is_absolute(), index_path, ": ", entry,
+        " is an absolute path; shard files must lie inside the model folder ", dir,
+        " (name them relative to it)");
+  for (const auto& part : relative) {
+    check(part != "..", index_path, ": ", entry, " has a '..' component and leaves the model folder ", dir,
+          "; shard files must lie inside it");
+  }
+  const std::string shard_path = join_path(dir, shard);
+  check(file_exists(shard_path), index_path, ": shard \"", shard, "\" named in weight_map (for tensor \"",
+        tensor, "\") is missing from ", dir);
+  std::error_code error;
+  const fs::path root = fs::canonical(dir, error);
+  check(!error, dir, ": cannot resolve the model folder (", error.message(), ")");
+  const fs::path target = fs::canonical(shard_path, error);
+  check(!error, shard_path, ": cannot resolve (", error.message(), ")");
+  if (path_within(root, target)) return shard_path;
+  const bool hub_snapshot = root.parent_path().filename() == "snapshots";
+  if (hub_snapshot && path_within(root.parent_path().parent_path() / "blobs", target)) return shard_path;
+  fail(index_path, ": ", entry, " is a link to ", target.string(), ", outside the model folder ", dir,
+       "; copy the file into the folder (links from a Hugging Face cache snapshot into its blobs/ are fine)");
 }
 
 void remove_stale_shards(const std::string& dir, const std::set<std::string>& keep) {
@@ -404,12 +447,7 @@ SafetensorsFolder::SafetensorsFolder(const std::string& dir) : dir_(dir) {
   }
   check(file_exists(index_path), dir_, ": no ", kSingleFile, " or ", kIndexFile,
         " (not a safetensors model folder)");
-  json index;
-  try {
-    index = json::parse(read_file(index_path));
-  } catch (const json::parse_error& error) {
-    fail(index_path, ": not valid JSON (", error.what(), ")");
-  }
+  json index = read_json_file(index_path);
   check(index.is_object() && index.contains("weight_map") && index["weight_map"].is_object(),
         index_path, ": missing \"weight_map\" object");
 
@@ -419,9 +457,7 @@ SafetensorsFolder::SafetensorsFolder(const std::string& dir) : dir_(dir) {
     const std::string shard = file.get<std::string>();
     auto known = file_index.find(shard);
     if (known == file_index.end()) {
-      const std::string shard_path = join_path(dir_, shard);
-      check(file_exists(shard_path), index_path, ": shard \"", shard,
-            "\" named in weight_map (for tensor \"", name, "\") is missing from ", dir_);
+      const std::string shard_path = shard_inside_folder(dir_, index_path, name, shard);
       files_.push_back(std::make_unique<SafetensorsFile>(shard_path));
       known = file_index.emplace(shard, files_.size() - 1).first;
     }

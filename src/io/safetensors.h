@@ -60,7 +60,9 @@ void write_safetensors(const std::string& path,
                        const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
 
 // The weights of a model folder: model.safetensors, or the shards that
-// model.safetensors.index.json's weight_map names.
+// model.safetensors.index.json's weight_map names. A shard must lie inside the folder: an
+// absolute path, a ".." component or a link resolving outside it is an Error naming the
+// entry (links from a Hugging Face hub snapshot into its blobs/ folder are followed).
 class SafetensorsFolder {
  public:
   explicit SafetensorsFolder(const std::string& dir);

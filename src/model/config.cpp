@@ -3,6 +3,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "io/json_text.h"
 
 namespace spinlm {
 namespace {
@@ -234,9 +235,7 @@ int64_t ModelConfig::num_parameters() const {
 }
 
 ModelConfig load_config(const std::string& config_json_path) {
-  std::string text = read_file(config_json_path);
-  json config = json::parse(text, nullptr, false);
-  check(!config.is_discarded(), config_json_path, ": not valid JSON");
+  const json config = read_json_file(config_json_path);
   return ModelConfig::from_json(config, config_json_path);
 }
 

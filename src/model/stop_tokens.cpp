@@ -5,6 +5,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "io/json_text.h"
 
 namespace spinlm {
 namespace {
@@ -13,12 +14,7 @@ namespace {
 std::vector<int64_t> generation_config_eos(const std::string& model_dir) {
   const std::string path = (std::filesystem::path(model_dir) / "generation_config.json").string();
   if (model_dir.empty() || !file_exists(path)) return {};
-  nlohmann::json generation;
-  try {
-    generation = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::parse_error& error) {
-    fail(path, ": not valid JSON (", error.what(), ")");
-  }
+  const nlohmann::json generation = read_json_file(path);
   check(generation.is_object(), path, ": expected a JSON object");
   auto eos = generation.find("eos_token_id");
   if (eos == generation.end() || eos->is_null()) return {};

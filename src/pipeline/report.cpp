@@ -10,6 +10,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "io/json_text.h"
 #include "io/jsonl.h"
 #include "pipeline/spin_loop.h"
 
@@ -35,14 +36,6 @@ double nice_step(double range, int count) {
 }
 
 bool exists(const std::string& path) { return std::filesystem::exists(path); }
-
-nlohmann::json read_json_file(const std::string& path) {
-  try {
-    return nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::parse_error& error) {
-    fail(path, ": not valid JSON (", error.what(), ")");
-  }
-}
 
 // Iterations present in the run folder: iter_0, iter_1, ... up to the first missing one.
 int64_t count_iterations(const std::string& dir) {

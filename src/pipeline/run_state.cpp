@@ -5,6 +5,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "io/json_text.h"
 #include "core/logging.h"
 
 namespace spinlm {
@@ -17,11 +18,7 @@ RunState RunState::open(const std::string& run_dir, const std::string& recipe_js
   if (file_exists(state_path)) {
     check(resume, run_dir, " already holds a run (state.json); pass --resume to continue it, "
           "or choose another output folder");
-    try {
-      run.state_ = nlohmann::json::parse(read_file(state_path));
-    } catch (const nlohmann::json::parse_error& error) {
-      fail(state_path, ": not valid JSON (", error.what(), ")");
-    }
+    run.state_ = read_json_file(state_path);
     check(run.state_.is_object() && run.state_.contains("steps") && run.state_["steps"].is_array(),
           state_path, ": not a spinlm run state");
     check(file_exists(recipe_path) && read_file(recipe_path) == recipe_json, run_dir,

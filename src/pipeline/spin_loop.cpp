@@ -23,6 +23,7 @@
 #include "dist/dist_generate.h"
 #include "generate/generate_file.h"
 #include "io/jsonl.h"
+#include "io/json_text.h"
 #include "model/device_choice.h"
 #include "model/hf_model.h"
 #include "model/stop_tokens.h"
@@ -40,13 +41,7 @@ int64_t limit_of(int64_t max_samples) { return max_samples > 0 ? max_samples : -
 
 std::string iter_name(int64_t t) { return "iter_" + std::to_string(t); }
 
-nlohmann::json read_json(const std::string& path) {
-  try {
-    return nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::parse_error& error) {
-    fail(path, ": not valid JSON (", error.what(), ")");
-  }
-}
+nlohmann::json read_json(const std::string& path) { return read_json_file(path); }
 
 void write_json(const std::string& path, const nlohmann::json& value) {
   write_file_atomic(path, value.dump(2) + "\n");
@@ -381,8 +376,8 @@ void remove_checkpoints(const std::string& model_dir) {
   const std::string pointer = model_dir + "/trainer_state.json";
   if (file_exists(pointer)) {
     try {
-      latest = nlohmann::json::parse(read_file(pointer)).value("latest", "");
-    } catch (const nlohmann::json::exception&) {
+      latest = read_json_file(pointer).value("latest", "");
+    } catch (const std::exception&) {
       latest.clear();
     }
   }

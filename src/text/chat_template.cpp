@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "text/jinja_lexer.h"
+#include "text/jinja_limits.h"
 #include "text/jinja_parser.h"
 #include "text/jinja_renderer.h"
 
@@ -12,6 +13,9 @@ struct ChatTemplate::Program {
 };
 
 ChatTemplate::ChatTemplate(const std::string& source, std::string name) : source_(source), name_(std::move(name)) {
+  check(source.size() <= jinja::kMaxTemplateBytes, name_, ": the template is ", source.size(),
+        " bytes, more than the ", jinja::kMaxTemplateBytes >> 20,
+        " MiB a chat template may have (kMaxTemplateBytes, src/text/jinja_limits.h)");
   try {
     program_ = std::make_shared<const Program>(Program{jinja::parse_template(source)});
   } catch (const jinja::SyntaxError& e) {

@@ -1,6 +1,7 @@
 // Chat templates: the Jinja2 subset real HuggingFace chat templates use, rendered
 // byte-identically to transformers' apply_chat_template (sandboxed Jinja2 environment with
-// trim_blocks and lstrip_blocks).
+// trim_blocks and lstrip_blocks). A template cannot lift the limits of
+// src/text/jinja_limits.h (size, nesting, loop iterations, the size of what it builds).
 #pragma once
 #include <nlohmann/json.hpp>
 

@@ -42,6 +42,7 @@ struct Expr {
   std::vector<std::pair<std::string, ExprPtr>> keywords;
   std::vector<std::string> ops;
   bool negated = false;  // Test: "is not"
+  int depth = 1;         // levels of the tree from this node down (kMaxSyntaxDepth)
 };
 
 struct Stmt;

@@ -26,6 +26,13 @@ bool value_contains(const Value& container, const Value& item);
 std::string percent_format(const std::string& format, const Value& args);
 std::string brace_format(const std::string& format, const CallArgs& args);
 
+// Byte offset of the first sub in s at or after pos (npos if none), in time linear in the
+// sizes (glibc's memmem: two-way matching), where std::string::find can take
+// size(s) * size(sub) steps on a hostile pair.
+size_t find_text(const std::string& s, const std::string& sub, size_t pos = 0);
+// Byte offset of the last sub in s (npos if none), likewise in linear time.
+size_t rfind_text(const std::string& s, const std::string& sub);
+
 // Python string helpers shared by methods and filters.
 std::string py_strip(const std::string& s, const Value* chars, bool left, bool right);
 std::string py_capitalize(const std::string& s);

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "text/jinja_builtins.h"
+#include "text/jinja_limits.h"
 #include "text/jinja_utf8.h"
 
 namespace spinlm::jinja {
@@ -157,7 +158,9 @@ Value filter_tojson(const Value& v, const CallArgs& a) {
       o.indent_is_text = true;
       o.indent_text = indent->text;
     } else {
-      o.indent = static_cast<int>(std::max<int64_t>(0, as_int(*indent, "indent")));
+      const int64_t width = std::max<int64_t>(0, as_int(*indent, "indent"));
+      check_string_bytes(static_cast<size_t>(width));
+      o.indent = static_cast<int>(width);
     }
   }
   const Value* separators = arg(a, 2, "separators");
@@ -173,20 +176,31 @@ Value filter_tojson(const Value& v, const CallArgs& a) {
 
 Value filter_indent(const Value& v, const CallArgs& a) {
   const Value* width = arg(a, 0, "width");
-  std::string indention = width == nullptr ? "    " : width->is_string() ? width->text : std::string(static_cast<size_t>(std::max<int64_t>(0, as_int(*width, "width"))), ' ');
+  std::string indention = "    ";
+  if (width != nullptr && width->is_string()) {
+    indention = width->text;
+  } else if (width != nullptr) {
+    const int64_t spaces = std::max<int64_t>(0, as_int(*width, "width"));
+    check_string_bytes(static_cast<size_t>(spaces));
+    indention = std::string(static_cast<size_t>(spaces), ' ');
+  }
   const bool first = bool_arg(a, 1, "first", false);
   const bool blank = bool_arg(a, 2, "blank", false);
   std::string s = to_str(v) + "\n";  // jinja2's quirk for splitlines
   List lines = py_splitlines(s, false);
   std::string out;
   if (blank) {
-    for (size_t i = 0; i < lines.size(); ++i) out += (i ? "\n" + indention : "") + lines[i].text;
+    for (size_t i = 0; i < lines.size(); ++i) {
+      out += (i ? "\n" + indention : "") + lines[i].text;
+      check_string_bytes(out.size());
+    }
   } else {
     out = lines.empty() ? "" : lines[0].text;
     for (size_t i = 1; i < lines.size(); ++i) {
       out += "\n";
       if (!lines[i].text.empty()) out += indention;
       out += lines[i].text;
+      check_string_bytes(out.size());
     }
   }
   if (first) out = indention + out;
@@ -216,7 +230,10 @@ Value filter_unique(const Value& v, const CallArgs& a) {
   for (const Value& item : iterate(v)) {
     Value key = sort_key(item, attribute, case_sensitive);
     bool found = false;
-    for (const Value& s : seen) found = found || equals(s, key);
+    for (const Value& s : seen) {
+      count_loop_iteration();  // quadratic in the items: counted like loop iterations
+      found = found || equals(s, key);
+    }
     if (found) continue;
     seen.push_back(key);
     out.push_back(item);
@@ -355,6 +372,7 @@ Value filter_batch(const Value& v, const CallArgs& a) {
     }
   }
   if (!current.empty()) {
+    if (fill != nullptr && !fill->is_none()) check_items(static_cast<size_t>(size));
     while (fill != nullptr && !fill->is_none() && static_cast<int64_t>(current.size()) < size) current.push_back(*fill);
     out.push_back(Value::from_list(current));
   }
@@ -414,6 +432,7 @@ Value call_filter(const std::string& name, const Value& v, const CallArgs& a) {
       if (!first) out += separator ? to_str(*separator) : "";
       first = false;
       out += to_str((attribute != nullptr && !attribute->is_none()) ? get_path(item, *attribute) : item);
+      check_string_bytes(out.size());
     }
     return Value::from_string(out);
   }

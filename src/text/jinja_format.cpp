@@ -1,10 +1,13 @@
 // Python's two string formatting mini-languages, as far as chat templates use them:
 // `"%s: %d" % (a, b)` and `"{} {name:>8}".format(...)`.
+#include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 
 #include "text/jinja_builtins.h"
+#include "text/jinja_limits.h"
 #include "text/jinja_utf8.h"
 
 namespace spinlm::jinja {
@@ -22,7 +25,19 @@ std::string c_format_int(const std::string& spec, long long i) {
   return buffer;
 }
 
+// A width or precision: decimal digits at i (none gives 0), refused past kMaxStringBytes.
+int parse_count(const std::string& text, size_t& i) {
+  int64_t count = 0;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
+    count = count * 10 + (text[i++] - '0');
+    if (count > static_cast<int64_t>(kMaxStringBytes)) check_string_bytes(static_cast<size_t>(count));
+    if (count > INT32_MAX / 10) raise("width or precision too big in format string");
+  }
+  return static_cast<int>(count);
+}
+
 std::string pad_text(const std::string& s, int width, char fill, char align) {
+  check_string_bytes(static_cast<size_t>(std::max(width, 0)) + s.size());
   int len = static_cast<int>(utf8_length(s));
   if (width <= len) return s;
   int total = width - len;
@@ -79,13 +94,11 @@ std::string apply_format_spec(const Value& v, const std::string& spec) {
     zero = true;
     ++i;
   }
-  int width = 0;
-  while (i < spec.size() && std::isdigit(static_cast<unsigned char>(spec[i]))) width = width * 10 + (spec[i++] - '0');
+  const int width = parse_count(spec, i);
   int precision = -1;
   if (i < spec.size() && spec[i] == '.') {
     ++i;
-    precision = 0;
-    while (i < spec.size() && std::isdigit(static_cast<unsigned char>(spec[i]))) precision = precision * 10 + (spec[i++] - '0');
+    precision = parse_count(spec, i);
   }
   char type = i < spec.size() ? spec[i++] : '\0';
   if (i != spec.size()) raise("Invalid format specifier '" + spec + "'");
@@ -149,13 +162,11 @@ std::string percent_format(const std::string& format, const Value& args) {
     }
     std::string flags;
     while (i < format.size() && std::string("-+ #0").find(format[i]) != std::string::npos) flags.push_back(format[i++]);
-    int width = 0;
-    while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i]))) width = width * 10 + (format[i++] - '0');
+    const int width = parse_count(format, i);
     int precision = -1;
     if (i < format.size() && format[i] == '.') {
       ++i;
-      precision = 0;
-      while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i]))) precision = precision * 10 + (format[i++] - '0');
+      precision = parse_count(format, i);
     }
     while (i < format.size() && (format[i] == 'l' || format[i] == 'h' || format[i] == 'L')) ++i;
     if (i >= format.size()) raise("incomplete format");
@@ -169,6 +180,7 @@ std::string percent_format(const std::string& format, const Value& args) {
       value = &positional[next_arg++];
     }
     out += convert_percent(*value, flags, width, precision, type);
+    check_string_bytes(out.size());
   }
   if (mapping == nullptr && next_arg < positional.size()) raise("not all arguments converted during string formatting");
   return out;
@@ -232,6 +244,7 @@ std::string brace_format(const std::string& format, const CallArgs& args) {
     } else {
       out += apply_format_spec(*value, spec);
     }
+    check_string_bytes(out.size());
   }
   return out;
 }

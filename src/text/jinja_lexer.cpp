@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cstring>
 
+#include "text/jinja_limits.h"
 #include "text/jinja_utf8.h"
 
 namespace spinlm::jinja {
@@ -284,7 +285,11 @@ class Lexer {
     if (c == '(' || c == '[' || c == '{') {
       brackets.push_back(c);
       // The parser recurses per bracket; a bound keeps a hostile template from the stack's end.
-      if (brackets.size() > 256) throw SyntaxError{"brackets nested too deeply", line_};
+      if (brackets.size() > static_cast<size_t>(kMaxSyntaxDepth)) {
+        throw SyntaxError{"brackets nested deeper than " + std::to_string(kMaxSyntaxDepth) +
+                              " (kMaxSyntaxDepth, src/text/jinja_limits.h)",
+                          line_};
+      }
     }
     if (c == ')' || c == ']' || c == '}') {
       char open = c == ')' ? '(' : c == ']' ? '[' : '{';

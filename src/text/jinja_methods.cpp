@@ -1,8 +1,11 @@
 // Attribute and item access, slicing, and the Python methods of str, dict and list that
 // templates call (only the non-mutating ones: transformers uses the immutable sandbox).
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 
 #include "text/jinja_builtins.h"
+#include "text/jinja_limits.h"
 #include "text/jinja_utf8.h"
 
 namespace spinlm::jinja {
@@ -54,6 +57,9 @@ std::string pad(const std::string& s, int64_t width, const std::string& fill, ch
   int64_t left = 0;
   if (align == '>') left = total;
   if (align == '^') left = total / 2 + (total & width & 1);  // CPython's centering rule
+  int64_t padding = 0;
+  if (__builtin_mul_overflow(total, static_cast<int64_t>(fill.size()), &padding)) padding = INT64_MAX;
+  check_string_bytes(s.size() + static_cast<size_t>(padding));
   std::string out;
   for (int64_t i = 0; i < left; ++i) out += fill;
   out += s;
@@ -121,7 +127,7 @@ Value string_method(const std::string& s, const std::string& name) {
   if (name == "find" || name == "rfind" || name == "index" || name == "rindex") {
     return method([s, name](const CallArgs& a) {
       std::string sub = string_arg(a, 0, "sub", name);
-      size_t at = (name[0] == 'r') ? s.rfind(sub) : s.find(sub);
+      size_t at = (name[0] == 'r') ? rfind_text(s, sub) : find_text(s, sub);
       if (at == std::string::npos) {
         if (name.find("index") != std::string::npos) raise("substring not found");
         return Value::from_int(-1);
@@ -134,7 +140,7 @@ Value string_method(const std::string& s, const std::string& name) {
       std::string sub = string_arg(a, 0, "sub", "count");
       if (sub.empty()) return Value::from_int(static_cast<int64_t>(utf8_length(s)) + 1);
       int64_t n = 0;
-      for (size_t at = s.find(sub); at != std::string::npos; at = s.find(sub, at + sub.size())) ++n;
+      for (size_t at = find_text(s, sub); at != std::string::npos; at = find_text(s, sub, at + sub.size())) ++n;
       return Value::from_int(n);
     });
   }
@@ -149,6 +155,7 @@ Value string_method(const std::string& s, const std::string& name) {
         if (!first) out += s;
         first = false;
         out += item.text;
+        check_string_bytes(out.size());
       }
       return Value::from_string(out);
     });
@@ -179,6 +186,7 @@ Value string_method(const std::string& s, const std::string& name) {
       int64_t width = int_arg(a, 0, "width", 0);
       int64_t len = static_cast<int64_t>(utf8_length(s));
       if (width <= len) return Value::from_string(s);
+      check_string_bytes(static_cast<size_t>(width));
       std::string zeros(static_cast<size_t>(width - len), '0');
       if (!s.empty() && (s[0] == '-' || s[0] == '+')) return Value::from_string(s.substr(0, 1) + zeros + s.substr(1));
       return Value::from_string(zeros + s);
@@ -375,6 +383,24 @@ Value get_slice(const Value& obj, const Value& start_v, const Value& stop_v, con
   return obj.kind == Kind::Tuple ? Value::from_tuple(out) : Value::from_list(out);
 }
 
+size_t find_text(const std::string& s, const std::string& sub, size_t pos) {
+  if (pos > s.size()) return std::string::npos;
+  if (sub.empty()) return pos;
+  const void* at = ::memmem(s.data() + pos, s.size() - pos, sub.data(), sub.size());
+  return at == nullptr ? std::string::npos : static_cast<size_t>(static_cast<const char*>(at) - s.data());
+}
+
+size_t rfind_text(const std::string& s, const std::string& sub) {
+  // A short needle costs std::string::rfind at most size(sub) steps a position; a long one
+  // is searched for, reversed, in the reversed text.
+  if (sub.size() <= 16) return s.rfind(sub);
+  if (sub.size() > s.size()) return std::string::npos;
+  const std::string text(s.rbegin(), s.rend());
+  const std::string needle(sub.rbegin(), sub.rend());
+  const size_t at = find_text(text, needle);
+  return at == std::string::npos ? at : s.size() - at - sub.size();
+}
+
 std::string py_strip(const std::string& s, const Value* chars, bool left, bool right) {
   std::u32string set;
   bool whitespace = chars == nullptr || chars->is_none();
@@ -442,6 +468,7 @@ std::string py_replace(const std::string& s, const std::string& old, const std::
       if (count < 0 || done < count) {
         out += replacement;
         ++done;
+        check_string_bytes(out.size());
       }
       if (i < cps.size()) utf8_append(out, cps[i]);
     }
@@ -451,9 +478,11 @@ std::string py_replace(const std::string& s, const std::string& old, const std::
   size_t pos = 0;
   int64_t done = 0;
   while (count < 0 || done < count) {
-    size_t at = s.find(old, pos);
+    size_t at = find_text(s, old, pos);
     if (at == std::string::npos) break;
-    out += s.substr(pos, at - pos) + replacement;
+    out.append(s, pos, at - pos);
+    out += replacement;
+    check_string_bytes(out.size() + (s.size() - at - old.size()));
     pos = at + old.size();
     ++done;
   }
@@ -474,6 +503,7 @@ List py_split(const std::string& s, const Value* separator, int64_t max_split) {
       }
       size_t start = i;
       while (i < cps.size() && !is_python_space(cps[i])) ++i;
+      check_items(out.size() + 1);
       out.push_back(Value::from_string(utf8_encode(cps.substr(start, i - start))));
     }
     return out;
@@ -483,8 +513,9 @@ List py_split(const std::string& s, const Value* separator, int64_t max_split) {
   if (sep.empty()) raise("empty separator");
   size_t pos = 0;
   while (max_split < 0 || static_cast<int64_t>(out.size()) < max_split) {
-    size_t at = s.find(sep, pos);
+    size_t at = find_text(s, sep, pos);
     if (at == std::string::npos) break;
+    check_items(out.size() + 2);
     out.push_back(Value::from_string(s.substr(pos, at - pos)));
     pos = at + sep.size();
   }
@@ -508,6 +539,7 @@ List py_splitlines(const std::string& s, bool keep_ends) {
     size_t end = i;
     ++i;
     if (c == '\r' && i < cps.size() && cps[i] == '\n') ++i;
+    check_items(out.size() + 1);
     out.push_back(Value::from_string(utf8_encode(cps.substr(start, (keep_ends ? i : end) - start))));
     start = i;
   }

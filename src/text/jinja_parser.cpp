@@ -1,9 +1,11 @@
 #include "text/jinja_parser.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <initializer_list>
 
 #include "text/jinja_lexer.h"
+#include "text/jinja_limits.h"
 
 namespace spinlm::jinja {
 namespace {
@@ -79,6 +81,40 @@ class Parser {
     return e;
   }
 
+  // A node whose children are all set: its depth is one more than its deepest child's,
+  // refused past kMaxSyntaxDepth (chains of operators and filters deepen the tree without
+  // deepening the parser's recursion).
+  ExprPtr sealed(ExprPtr e) {
+    int deepest = 0;
+    for (const auto& arg : e->args) {
+      if (arg) deepest = std::max(deepest, arg->depth);
+    }
+    for (const auto& keyword : e->keywords) {
+      if (keyword.second) deepest = std::max(deepest, keyword.second->depth);
+    }
+    e->depth = deepest + 1;
+    if (e->depth > kMaxSyntaxDepth) fail_too_deep(e->line);
+    return e;
+  }
+
+  [[noreturn]] void fail_too_deep(int line) const {
+    fail("the template nests deeper than " + std::to_string(kMaxSyntaxDepth) +
+             " levels (kMaxSyntaxDepth, src/text/jinja_limits.h)",
+         line);
+  }
+
+  // Held by each level of the parser's recursion: nested expressions and blocks.
+  struct NestingGuard {
+    Parser& parser;
+    explicit NestingGuard(Parser& p) : parser(p) {
+      if (++parser.nesting_ > kMaxSyntaxDepth) {
+        --parser.nesting_;
+        parser.fail_too_deep(parser.current().line);
+      }
+    }
+    ~NestingGuard() { --parser.nesting_; }
+  };
+
   // ---- template structure ----
 
   // Parses until a block tag whose name is one of end_tags (left as the current token).
@@ -137,6 +173,7 @@ class Parser {
                         bool drop_needle) {
     skip_op(":");
     expect_type(TokenType::BlockEnd);
+    NestingGuard nesting(*this);
     open_blocks_.emplace_back(end_tags, block);
     Body body = subparse(end_tags);
     if (current().type == TokenType::End) fail_eof();
@@ -348,10 +385,11 @@ class Parser {
     }
     auto e = make(Expr::Kind::Tuple, line);
     e->args = std::move(items);
-    return e;
+    return sealed(e);
   }
 
   ExprPtr parse_expression(bool with_condexpr) {
+    NestingGuard nesting(*this);
     return with_condexpr ? parse_condexpr() : parse_or();
   }
 
@@ -362,9 +400,12 @@ class Parser {
       auto e = make(Expr::Kind::Conditional, line);
       ExprPtr condition = parse_or();
       ExprPtr otherwise;
-      if (skip_name("else")) otherwise = parse_condexpr();
+      if (skip_name("else")) {
+        NestingGuard nesting(*this);
+        otherwise = parse_condexpr();
+      }
       e->args = {condition, expr, otherwise};
-      expr = e;
+      expr = sealed(e);
     }
     return expr;
   }
@@ -377,7 +418,7 @@ class Parser {
     while (skip_name("or")) {
       auto e = make(Expr::Kind::Or, line);
       e->args = {left, parse_and()};
-      left = e;
+      left = sealed(e);
       line = current().line;
     }
     return left;
@@ -389,7 +430,7 @@ class Parser {
     while (skip_name("and")) {
       auto e = make(Expr::Kind::And, line);
       e->args = {left, parse_not()};
-      left = e;
+      left = sealed(e);
       line = current().line;
     }
     return left;
@@ -398,9 +439,10 @@ class Parser {
   ExprPtr parse_not() {
     if (is_name("not")) {
       const int line = next().line;
+      NestingGuard nesting(*this);
       auto e = make(Expr::Kind::Not, line);
       e->args = {parse_not()};
-      return e;
+      return sealed(e);
     }
     return parse_compare();
   }
@@ -427,14 +469,14 @@ class Parser {
       }
       e->args.push_back(parse_math1());
     }
-    return e->ops.empty() ? first : e;
+    return e->ops.empty() ? first : sealed(e);
   }
 
   ExprPtr binary(const std::string& op, ExprPtr left, ExprPtr right, int line) {
     auto e = make(Expr::Kind::Binary, line);
     e->name = op;
     e->args = {std::move(left), std::move(right)};
-    return e;
+    return sealed(e);
   }
 
   ExprPtr parse_math1() {
@@ -480,8 +522,10 @@ class Parser {
     ExprPtr node;
     if (is_op("-") || is_op("+")) {
       const Token& op = next();
+      NestingGuard nesting(*this);
       node = make(op.value == "-" ? Expr::Kind::Negate : Expr::Kind::Plus, op.line);
       node->args = {parse_unary(false)};
+      node = sealed(node);
     } else {
       node = parse_primary();
     }
@@ -544,7 +588,7 @@ class Parser {
       e->args.push_back(parse_expression(true));
     }
     expect_op("]");
-    return e;
+    return sealed(e);
   }
 
   ExprPtr parse_dict() {
@@ -557,7 +601,7 @@ class Parser {
       e->args.push_back(parse_expression(true));
     }
     expect_op("}");
-    return e;
+    return sealed(e);
   }
 
   ExprPtr parse_postfix(ExprPtr node) {
@@ -594,14 +638,14 @@ class Parser {
         auto e = make(Expr::Kind::Attribute, t.line);
         e->name = attr.value;
         e->args = {node};
-        return e;
+        return sealed(e);
       }
       if (attr.type != TokenType::Integer) fail("expected name or number", attr.line);
       auto index = make(Expr::Kind::Literal, attr.line);
       index->literal = Value::from_int(std::strtoll(attr.value.c_str(), nullptr, 10));
       auto e = make(Expr::Kind::Item, t.line);
       e->args = {node, index};
-      return e;
+      return sealed(e);
     }
     std::vector<ExprPtr> subscripts;
     while (!is_op("]")) {
@@ -611,7 +655,7 @@ class Parser {
     expect_op("]");
     if (subscripts.size() == 1 && subscripts[0]->kind == Expr::Kind::Slice) {
       subscripts[0]->args[0] = node;
-      return subscripts[0];
+      return sealed(subscripts[0]);
     }
     auto e = make(Expr::Kind::Item, t.line);
     if (subscripts.size() == 1) {
@@ -619,9 +663,9 @@ class Parser {
     } else {
       auto tuple = make(Expr::Kind::Tuple, t.line);
       tuple->args = subscripts;
-      e->args = {node, tuple};
+      e->args = {node, sealed(tuple)};
     }
-    return e;
+    return sealed(e);
   }
 
   // An index or a slice start:stop:step (the slice's args[0] is filled in by the caller).
@@ -656,7 +700,7 @@ class Parser {
     }
     auto e = make(Expr::Kind::Slice, line);
     e->args = {nullptr, parts[0], parts[1], parts[2]};
-    return e;
+    return sealed(e);  // sealed again once the sliced value is filled in
   }
 
   void parse_call_args(ExprPtr& e) {
@@ -685,7 +729,7 @@ class Parser {
     auto e = make(Expr::Kind::Call, current().line);
     e->args.push_back(node);
     parse_call_args(e);
-    return e;
+    return sealed(e);
   }
 
   std::string parse_dotted_name() {
@@ -705,7 +749,7 @@ class Parser {
       e->name = parse_dotted_name();
       e->args.push_back(node);
       if (is_op("(")) parse_call_args(e);
-      node = e;
+      node = sealed(e);
     }
     return node;
   }
@@ -725,12 +769,13 @@ class Parser {
       if (is_name("is")) fail("You cannot chain multiple tests with is");
       e->args.push_back(parse_postfix(parse_primary()));
     }
-    return e;
+    return sealed(e);
   }
 
   std::vector<Token> tokens_;
   size_t pos_ = 0;
   std::vector<std::pair<std::vector<std::string>, std::string>> open_blocks_;  // (end tags, block name)
+  int nesting_ = 0;  // levels of the parser's recursion now open (NestingGuard)
 };
 
 }  // namespace

@@ -1,11 +1,13 @@
 #include "text/jinja_renderer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <ctime>
 #include <unordered_map>
 
 #include "text/jinja_builtins.h"
+#include "text/jinja_limits.h"
 
 namespace spinlm::jinja {
 namespace {
@@ -17,9 +19,6 @@ struct Scope {
 using ScopePtr = std::shared_ptr<Scope>;
 
 enum class Flow { Normal, Break, Continue };
-
-constexpr int64_t kMaxRange = 100000;  // jinja2's sandbox limit on range()
-constexpr int kMaxMacroDepth = 200;     // about where CPython's recursion limit stops jinja2
 
 [[noreturn]] void fail_undefined(const Value& v) {
   raise(v.text.empty() ? "undefined value used" : v.text);
@@ -47,8 +46,6 @@ int64_t mul_int(int64_t x, int64_t y) {
   return checked(overflowed, r);
 }
 
-constexpr int64_t kMaxRepeatBytes = int64_t{1} << 28;  // 'x' * n beyond this fails
-
 Value arithmetic(const std::string& op, const Value& a, const Value& b) {
   if (a.is_undefined()) fail_undefined(a);
   if (b.is_undefined()) fail_undefined(b);
@@ -59,9 +56,13 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
   };
   if (op == "+") {
     if (numbers) return floats ? Value::from_float(as_double(a, op) + as_double(b, op)) : Value::from_int(add_int(as_int(a, op), as_int(b, op)));
-    if (a.is_string() && b.is_string()) return Value::from_string(a.text + b.text);
+    if (a.is_string() && b.is_string()) {
+      check_string_bytes(a.text.size() + b.text.size());
+      return Value::from_string(a.text + b.text);
+    }
     if (a.is_string()) raise("can only concatenate str (not \"" + type_name(b) + "\") to str");
     if (a.kind == b.kind && a.is_sequence()) {
+      check_items(a.list->size() + b.list->size());
       List joined = *a.list;
       joined.insert(joined.end(), b.list->begin(), b.list->end());
       return a.kind == Kind::Tuple ? Value::from_tuple(joined) : Value::from_list(joined);
@@ -75,13 +76,25 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
     const Value* count = seq == &a ? &b : &a;
     if (seq == nullptr || (count->kind != Kind::Int && count->kind != Kind::Bool)) return unsupported();
     int64_t n = as_int(*count, op);
-    if (n > 0 && length(*seq) > 0 && mul_int(n, static_cast<int64_t>(seq->is_string() ? seq->text.size() : seq->list->size())) > kMaxRepeatBytes) {
-      raise("repetition too large");
+    if (n > 0) {
+      // Checked before repeating: the size of the result must be within the limits.
+      const int64_t unit = static_cast<int64_t>(seq->is_string() ? seq->text.size() : seq->list->size());
+      int64_t total = 0;
+      if (__builtin_mul_overflow(n, unit, &total)) total = INT64_MAX;
+      if (seq->is_string()) {
+        check_string_bytes(static_cast<size_t>(total));
+      } else {
+        check_items(static_cast<size_t>(total));
+      }
     }
     if (seq->is_string()) {
+      // By doubling: a few large copies instead of n small ones.
+      const size_t total = n > 0 ? seq->text.size() * static_cast<size_t>(n) : 0;
       std::string out;
-      for (int64_t i = 0; i < n; ++i) out += seq->text;
-      return Value::from_string(out);
+      out.reserve(total);
+      if (total > 0) out = seq->text;
+      while (out.size() < total) out.append(out, 0, std::min(out.size(), total - out.size()));
+      return Value::from_string(std::move(out));
     }
     List out;
     for (int64_t i = 0; i < n; ++i) out.insert(out.end(), seq->list->begin(), seq->list->end());
@@ -269,6 +282,7 @@ class Renderer {
 
   Flow exec(const Stmt& s, const ScopePtr& scope, std::string& out) {
     try {
+      RenderDepthGuard depth;
       return exec_unchecked(s, scope, out);
     } catch (JinjaError& e) {
       // jinja2 reports an output's error at its expression's line (see jinja_parser.cpp).
@@ -277,13 +291,19 @@ class Renderer {
     }
   }
 
+  // Every append to an output goes through here (kMaxOutputBytes, kMaxBuiltBytes).
+  static void emit(std::string& out, const std::string& text) {
+    out += text;
+    check_output(out, text.size());
+  }
+
   Flow exec_unchecked(const Stmt& s, const ScopePtr& scope, std::string& out) {
     switch (s.kind) {
       case Stmt::Kind::Text:
-        out += s.text;
+        emit(out, s.text);
         return Flow::Normal;
       case Stmt::Kind::Output:
-        out += to_str(eval(*s.expr, scope));
+        emit(out, to_str(eval(*s.expr, scope)));
         return Flow::Normal;
       case Stmt::Kind::If:
         for (const auto& branch : s.branches) {
@@ -311,13 +331,13 @@ class Renderer {
         Value callee = eval(*call.args[0], scope);
         CallArgs args = eval_args(call, scope, 1);
         args.keywords.emplace_back("caller", make_macro("caller", s.params, s.body, scope));
-        out += to_str(invoke(callee, args));
+        emit(out, to_str(invoke(callee, args)));
         return Flow::Normal;
       }
       case Stmt::Kind::FilterBlock: {
         std::string captured;
         exec_body(s.body, scope, captured);
-        out += to_str(apply_filter_chain(*s.expr, Value::from_string(captured), scope));
+        emit(out, to_str(apply_filter_chain(*s.expr, Value::from_string(captured), scope)));
         return Flow::Normal;
       }
       case Stmt::Kind::With: {
@@ -340,6 +360,7 @@ class Renderer {
     if (s.condition) {
       List kept;
       for (const Value& item : items) {
+        count_loop_iteration();
         auto probe = std::make_shared<Scope>();
         probe->parent = scope;
         assign(s.target, item, probe);
@@ -353,6 +374,7 @@ class Renderer {
     }
     const int64_t n = static_cast<int64_t>(items.size());
     for (int64_t i = 0; i < n; ++i) {
+      count_loop_iteration();
       auto inner = std::make_shared<Scope>();
       inner->parent = scope;
       inner->vars["loop"] = make_loop(items, i);
@@ -401,7 +423,10 @@ class Renderer {
       scope->parent = weak_scope.lock();
       if (!scope->parent) raise("macro '" + name + "' called after its scope ended");
       // Runaway recursion fails like Python's RecursionError instead of overflowing the stack.
-      if (macro_depth_ >= kMaxMacroDepth) raise("maximum recursion depth exceeded");
+      if (macro_depth_ >= kMaxMacroDepth) {
+        raise("maximum recursion depth exceeded: macro calls nested " + std::to_string(kMaxMacroDepth) +
+              " deep (kMaxMacroDepth, src/text/jinja_limits.h)");
+      }
       ++macro_depth_;
       struct DepthGuard {
         int& depth;
@@ -454,6 +479,7 @@ class Renderer {
   }
 
   Value eval(const Expr& e, const ScopePtr& scope) {
+    RenderDepthGuard depth;
     switch (e.kind) {
       case Expr::Kind::Literal: return e.literal;
       case Expr::Kind::Name: return lookup(scope, e.name);
@@ -488,7 +514,13 @@ class Renderer {
       case Expr::Kind::Binary: {
         Value left = eval(*e.args[0], scope);
         Value right = eval(*e.args[1], scope);
-        if (e.name == "~") return Value::from_string(to_str(left) + to_str(right));
+        if (e.name == "~") {
+          std::string joined = to_str(left);
+          const std::string tail = to_str(right);
+          check_string_bytes(joined.size() + tail.size());
+          joined += tail;
+          return Value::from_string(std::move(joined));
+        }
         return arithmetic(e.name, left, right);
       }
       case Expr::Kind::Compare: {
@@ -526,6 +558,7 @@ class Renderer {
 }  // namespace
 
 std::string render_program(const Program& program, const Value& context) {
+  RenderLimits limits;
   Renderer renderer(context);
   return renderer.run(program);
 }

@@ -15,7 +15,7 @@ bool contains(const Value& container, const Value& item) {
   switch (container.kind) {
     case Kind::String:
       if (!item.is_string()) raise("'in <string>' requires string as left operand, not " + type_name(item));
-      return container.text.find(item.text) != std::string::npos;
+      return find_text(container.text, item.text) != std::string::npos;
     case Kind::List: case Kind::Tuple:
       for (const Value& v : *container.list) {
         if (equals(v, item)) return true;

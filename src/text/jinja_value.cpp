@@ -5,11 +5,53 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "text/jinja_limits.h"
 #include "text/jinja_utf8.h"
 
 namespace spinlm::jinja {
 
 void raise(const std::string& message) { throw JinjaError(message); }
+
+namespace {
+
+// Containers waiting to be freed by the outermost ~Value on this thread (null when none runs).
+thread_local std::vector<std::shared_ptr<void>>* pending_release = nullptr;
+
+// Moves p to the pending list when this is its last owner; otherwise it only drops a count.
+template <class T>
+void defer_release(std::shared_ptr<T>& p, std::vector<std::shared_ptr<void>>& pending) {
+  if (!p || p.use_count() != 1) return;
+  try {
+    pending.push_back(std::move(p));
+  } catch (...) {
+    // Out of memory for the list: the container was freed in place, recursively.
+  }
+}
+
+}  // namespace
+
+void Value::release_nested() noexcept {
+  if (pending_release != nullptr) {  // inside an outer release: it frees these later
+    defer_release(list, *pending_release);
+    defer_release(dict, *pending_release);
+    defer_release(object, *pending_release);
+    defer_release(callable, *pending_release);
+    return;
+  }
+  std::vector<std::shared_ptr<void>> pending;
+  pending_release = &pending;
+  defer_release(list, pending);
+  defer_release(dict, pending);
+  defer_release(object, pending);
+  defer_release(callable, pending);
+  // Freeing one container destroys its Values, which add what they alone hold to the list.
+  while (!pending.empty()) {
+    std::shared_ptr<void> last = std::move(pending.back());
+    pending.pop_back();
+    last.reset();
+  }
+  pending_release = nullptr;
+}
 
 Value Value::undefined(std::string reason) {
   Value v;
@@ -46,13 +88,28 @@ Value Value::from_float(double d) {
 }
 
 Value Value::from_string(std::string s) {
+  check_string_bytes(s.size());
+  note_built(s.size());
   Value v;
   v.kind = Kind::String;
   v.text = std::move(s);
   return v;
 }
 
+namespace {
+
+// Items and the bytes of their strings, for a list or tuple a template builds.
+void note_sequence(const List& items) {
+  check_items(items.size());
+  size_t bytes = items.size() * sizeof(Value);
+  for (const Value& item : items) bytes += item.text.size();
+  note_built(bytes);
+}
+
+}  // namespace
+
 Value Value::from_list(List items) {
+  if (RenderLimits::current() != nullptr) note_sequence(items);
   Value v;
   v.kind = Kind::List;
   v.list = std::make_shared<List>(std::move(items));
@@ -60,6 +117,7 @@ Value Value::from_list(List items) {
 }
 
 Value Value::from_tuple(List items) {
+  if (RenderLimits::current() != nullptr) note_sequence(items);
   Value v;
   v.kind = Kind::Tuple;
   v.list = std::make_shared<List>(std::move(items));
@@ -94,6 +152,8 @@ void Dict::set(const Value& key, Value value) {
       return;
     }
   }
+  check_items(items.size() + 1);
+  note_built(2 * sizeof(Value) + key.text.size() + value.text.size());
   items.emplace_back(key, std::move(value));
 }
 
@@ -176,6 +236,23 @@ int64_t as_int(const Value& v, const std::string& what) {
 }
 
 bool equals(const Value& a, const Value& b) {
+  if (a.is_sequence() || a.kind == Kind::Dict) {
+    ValueDepthGuard guard("comparing");
+    if (a.kind != b.kind) return false;
+    if (a.is_sequence()) {
+      if (a.list->size() != b.list->size()) return false;
+      for (size_t i = 0; i < a.list->size(); ++i) {
+        if (!equals((*a.list)[i], (*b.list)[i])) return false;
+      }
+      return true;
+    }
+    if (a.dict->items.size() != b.dict->items.size()) return false;
+    for (const auto& item : a.dict->items) {
+      const Value* other = b.dict->find(item.first);
+      if (other == nullptr || !equals(item.second, *other)) return false;
+    }
+    return true;
+  }
   if (a.is_number() && b.is_number()) {
     if (a.kind != Kind::Float && b.kind != Kind::Float) return as_int(a, "") == as_int(b, "");
     return as_double(a, "") == as_double(b, "");
@@ -185,21 +262,6 @@ bool equals(const Value& a, const Value& b) {
     case Kind::Undefined: return true;
     case Kind::None: return true;
     case Kind::String: return a.text == b.text;
-    case Kind::List: case Kind::Tuple: {
-      if (a.list->size() != b.list->size()) return false;
-      for (size_t i = 0; i < a.list->size(); ++i) {
-        if (!equals((*a.list)[i], (*b.list)[i])) return false;
-      }
-      return true;
-    }
-    case Kind::Dict: {
-      if (a.dict->items.size() != b.dict->items.size()) return false;
-      for (const auto& item : a.dict->items) {
-        const Value* other = b.dict->find(item.first);
-        if (other == nullptr || !equals(item.second, *other)) return false;
-      }
-      return true;
-    }
     case Kind::Object: return a.object == b.object;
     case Kind::Callable: return a.callable == b.callable;
     default: return false;
@@ -213,6 +275,7 @@ bool less_than(const Value& a, const Value& b) {
   }
   if (a.kind == Kind::String && b.kind == Kind::String) return a.text < b.text;  // UTF-8 keeps code point order
   if (a.kind == b.kind && a.is_sequence()) {
+    ValueDepthGuard guard("comparing");
     const List& x = *a.list;
     const List& y = *b.list;
     for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
@@ -313,33 +376,39 @@ std::string to_str(const Value& v) {
     case Kind::Float: return repr_float(v.number);
     case Kind::String: return v.text;
     case Kind::List: case Kind::Tuple: {
+      ValueDepthGuard guard("printing");
       bool tuple = v.kind == Kind::Tuple;
       std::string out = tuple ? "(" : "[";
       for (size_t i = 0; i < v.list->size(); ++i) {
         if (i > 0) out += ", ";
         out += repr((*v.list)[i]);
+        check_string_bytes(out.size());
       }
       if (tuple && v.list->size() == 1) out += ",";
       out += tuple ? ")" : "]";
       return out;
     }
     case Kind::Dict: {
+      ValueDepthGuard guard("printing");
       std::string out = "{";
       bool first = true;
       for (const auto& item : v.dict->items) {
         if (!first) out += ", ";
         first = false;
         out += repr(item.first) + ": " + repr(item.second);
+        check_string_bytes(out.size());
       }
       return out + "}";
     }
     case Kind::Object: {
+      ValueDepthGuard guard("printing");
       std::string out = "<" + v.object->type_name + " {";
       bool first = true;
       for (const auto& item : v.object->attributes.items) {
         if (!first) out += ", ";
         first = false;
         out += repr(item.first) + ": " + repr(item.second);
+        check_string_bytes(out.size());
       }
       return out + "}>";
     }
@@ -358,8 +427,11 @@ List iterate(const Value& v) {
       return keys;
     }
     case Kind::String: {
+      const std::u32string cps = utf8_decode(v.text);
+      check_items(cps.size());
       List chars;
-      for (char32_t cp : utf8_decode(v.text)) {
+      chars.reserve(cps.size());
+      for (char32_t cp : cps) {
         std::string one;
         utf8_append(one, cp);
         chars.push_back(Value::from_string(one));
@@ -444,12 +516,17 @@ std::string json_float(double d) {
 }
 
 void write_json(const Value& v, const JsonOptions& o, int depth, std::string& out) {
+  ValueDepthGuard guard("serializing");
+  check_string_bytes(out.size());
   const bool indented = o.indent >= 0 || o.indent_is_text;
   const std::string unit = o.indent_is_text ? o.indent_text : std::string(static_cast<size_t>(std::max(o.indent, 0)), ' ');
   const std::string item_sep = o.separators_given ? o.item_separator : (indented ? "," : ", ");
   auto newline = [&](int level) {
     out.push_back('\n');
-    for (int i = 0; i < level; ++i) out += unit;
+    for (int i = 0; i < level; ++i) {
+      out += unit;
+      check_string_bytes(out.size());
+    }
   };
   switch (v.kind) {
     case Kind::None: out += "null"; return;
@@ -467,6 +544,7 @@ void write_json(const Value& v, const JsonOptions& o, int depth, std::string& ou
         if (i > 0) out += item_sep;
         if (indented) newline(depth + 1);
         write_json((*v.list)[i], o, depth + 1, out);
+        check_string_bytes(out.size());
       }
       if (indented) newline(depth);
       out += "]";
@@ -504,6 +582,7 @@ void write_json(const Value& v, const JsonOptions& o, int depth, std::string& ou
         }
         out += o.key_separator;
         write_json(item->second, o, depth + 1, out);
+        check_string_bytes(out.size());
       }
       if (indented) newline(depth);
       out += "}";

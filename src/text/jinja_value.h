@@ -33,6 +33,18 @@ using List = std::vector<Value>;
 enum class Kind { Undefined, None, Bool, Int, Float, String, List, Tuple, Dict, Object, Callable };
 
 struct Value {
+  Value() = default;
+  Value(const Value&) = default;
+  Value(Value&&) noexcept = default;
+  Value& operator=(const Value&) = default;
+  Value& operator=(Value&&) noexcept = default;
+  // Releases nested lists, dicts, objects and callables iteratively, not recursively, so
+  // that a value nested a million deep (a template can build one in a loop) is freed
+  // without overflowing the stack.
+  ~Value() {
+    if (list || dict || object || callable) release_nested();
+  }
+
   Kind kind = Kind::Undefined;
   bool boolean = false;
   int64_t integer = 0;
@@ -58,6 +70,9 @@ struct Value {
   bool is_string() const { return kind == Kind::String; }
   bool is_number() const { return kind == Kind::Int || kind == Kind::Float || kind == Kind::Bool; }
   bool is_sequence() const { return kind == Kind::List || kind == Kind::Tuple; }
+
+ private:
+  void release_nested() noexcept;
 };
 
 // Python dicts keep insertion order; keys are Values (strings in practice).

@@ -6,6 +6,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "io/json_text.h"
 
 namespace spinlm {
 namespace {
@@ -47,11 +48,7 @@ TextCodec TextCodec::load(const std::string& dir) {
   const std::string config_file = dir + "/tokenizer_config.json";
   nlohmann::json config = nlohmann::json::object();
   if (file_exists(config_file)) {
-    try {
-      config = nlohmann::json::parse(read_file(config_file));
-    } catch (const nlohmann::json::exception& e) {
-      fail(config_file, ": not valid JSON: ", e.what());
-    }
+    config = read_json_file(config_file);
     check(config.is_object(), config_file, ": must hold a JSON object");
   }
   codec.special_.bos_token = special_token(config, "bos_token", config_file);

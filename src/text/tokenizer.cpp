@@ -10,6 +10,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "io/json_text.h"
 #include "text/added_vocabulary.h"
 #include "text/bpe_model.h"
 #include "text/decoders.h"
@@ -66,12 +67,7 @@ std::vector<AddedToken> parse_added_tokens(const nlohmann::json& j, const std::s
 Tokenizer Tokenizer::load(const std::string& file_or_dir) {
   std::string file = is_directory(file_or_dir) ? file_or_dir + "/tokenizer.json" : file_or_dir;
   if (!file_exists(file)) fail(file, ": no such tokenizer file");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(file));
-  } catch (const nlohmann::json::exception& e) {
-    fail(file, ": not valid JSON: ", e.what());
-  }
+  nlohmann::json j = read_json_file(file);
   auto impl = std::make_shared<Impl>();
   impl->file = file;
   try {

@@ -4,6 +4,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "io/json_text.h"
 #include "io/safetensors.h"
 #include "model/hf_model.h"
 
@@ -50,8 +51,9 @@ void save_checkpoint(const Transformer& model, const Optimizer& optimizer, const
   std::string previous;
   if (file_exists(pointer)) {
     try {
-      previous = nlohmann::json::parse(read_file(pointer)).value("latest", "");
-    } catch (const nlohmann::json::exception&) {
+      previous = read_json_file(pointer).value("latest", "");
+    } catch (const std::exception&) {
+      // A damaged pointer is rewritten below; the checkpoint it named stays on disk.
     }
   }
   write_file_atomic(pointer, nlohmann::json{{"latest", folder}, {"finished", false}}.dump(2) + "\n");
@@ -63,19 +65,14 @@ void save_checkpoint(const Transformer& model, const Optimizer& optimizer, const
 std::optional<LatestCheckpoint> find_latest_checkpoint(const std::string& out_dir) {
   const std::string pointer = (fs::path(out_dir) / "trainer_state.json").string();
   if (!file_exists(pointer)) return std::nullopt;
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(pointer));
-  } catch (const nlohmann::json::exception& e) {
-    fail(pointer, ": not valid JSON (", e.what(), ")");
-  }
+  const nlohmann::json j = read_json_file(pointer);
   LatestCheckpoint latest;
   latest.finished = j.value("finished", false);
   latest.folder = (fs::path(out_dir) / j.value("latest", "")).string();
   const std::string state_path = (fs::path(latest.folder) / "trainer_state.json").string();
   check(file_exists(state_path), pointer, ": names checkpoint ", latest.folder,
         " which has no trainer_state.json");
-  latest.state = TrainerState::from_json(nlohmann::json::parse(read_file(state_path)), state_path);
+  latest.state = TrainerState::from_json(read_json_file(state_path), state_path);
   return latest;
 }
 

@@ -7,6 +7,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "io/json_text.h"
 #include "core/logging.h"
 #include "core/progress.h"
 
@@ -141,7 +142,7 @@ ReferenceLogprobs load_or_compute_reference(const std::string& cache_path, const
                                             const std::function<ReferenceLogprobs()>& compute) {
   if (file_exists(cache_path)) {
     try {
-      nlohmann::json j = nlohmann::json::parse(read_file(cache_path));
+      const nlohmann::json j = read_json_file(cache_path);
       if (j.at("key").get<std::string>() == key) {
         ReferenceLogprobs r;
         r.real = j.at("real").get<std::vector<double>>();
@@ -154,10 +155,11 @@ ReferenceLogprobs load_or_compute_reference(const std::string& cache_path, const
           return r;
         }
       }
-    } catch (const nlohmann::json::exception&) {
-      // A damaged cache is recomputed.
+      log_warning(cache_path, " does not match the model and data; recomputing it");
+    } catch (const std::exception& error) {
+      // A damaged cache (unreadable, not JSON, wrong fields) is recomputed.
+      log_warning(cache_path, " is damaged (", error.what(), "); recomputing it");
     }
-    log_warning(cache_path, " does not match the model and data; recomputing it");
   }
   ReferenceLogprobs r = compute();
   nlohmann::json j = {{"key", key},
