@@ -41,11 +41,7 @@ RunState RunState::follow(const std::string& run_dir) {
   const std::string state_path = run_dir + "/state.json";
   check(file_exists(state_path), state_path, ": missing; rank 0 opens the run folder before the other ranks read it "
         "(is the folder on a file system every rank sees?)");
-  try {
-    run.state_ = nlohmann::json::parse(read_file(state_path));
-  } catch (const nlohmann::json::parse_error& error) {
-    fail(state_path, ": not valid JSON (", error.what(), ")");
-  }
+  run.state_ = read_json_file(state_path);
   return run;
 }
 
