@@ -5,6 +5,8 @@
 // numbers only. (`demo --quick`: test_demo.cpp.)
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -281,6 +283,22 @@ TEST(Run, CompletesAndItsModelsLoad) {
   }
   // Training moved the weights.
   EXPECT_NE(read_file(out + "/iter_0/model/model.safetensors"), read_file(fixture().dir + "/model/model.safetensors"));
+  // Each model is read from disk once per role: the SFT model serves its evaluation and
+  // iteration 0; a trained p_{t+1} stays in memory for its evaluation, and is read again only
+  // for the next generation because the control trained in between; p_t's held-out scores
+  // come from the generation step, so the opponent is never read again.
+  std::vector<std::string> reads;
+  {
+    std::istringstream in(read_file(out + "/run.log"));
+    for (std::string line; std::getline(in, line);)
+      if (const size_t at = line.find("read model "); at != std::string::npos)
+        reads.push_back(fs::path(line.substr(at + 11)).lexically_normal().string());
+  }
+  std::vector<std::string> expected;
+  for (const std::string& dir : {fixture().dir + "/model", out + "/control/iter_0/model", out + "/iter_0/model",
+                                 out + "/control/iter_1/model"})
+    expected.push_back(fs::path(dir).lexically_normal().string());
+  EXPECT_EQ(reads, expected);
   const json state = json::parse(read_file(out + "/state.json"));
   EXPECT_EQ(state.at("finished"), true);
   EXPECT_EQ(testkit::run_spinlm("report " + shell_quote(out)).exit_code, 0);

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <optional>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -166,7 +167,10 @@ SpinTrainResult train_spin(const SpinTrainOptions& options) {
   const std::string base_key = mix.base_dir.empty() ? "" : hash_model_weights(mix.base_dir);
   const std::string pairs_key = hash_pairs(pairs, options.truncation);
 
-  Transformer model = load_training_model(model_dir, options.loop);  // --device, --dtype (train_device.h)
+  std::optional<Transformer> loaded;
+  if (!options.model) loaded.emplace(load_training_model(model_dir, options.loop));  // --device, --dtype
+  Transformer& model = options.model ? *options.model : *loaded;
+  if (options.model) model.set_gradient_checkpointing(options.loop.gradient_checkpointing);
   model.set_requires_grad(false);
   const ReferenceLogprobs reference =
       reference_for(pairs, options, pairs_key, model_key, &model, mix, base_key, "reference log-probs");

@@ -28,6 +28,10 @@ struct SpinTrainOptions {
   std::string reference_mix;  // "BASE_DIR:ALPHA" or empty
   std::string eval_data;      // pairs scored at each epoch end (eval_ metrics)
   int64_t chunk_positions = 1024;
+  // The model of loop.model_dir when the caller already holds it (spinlm run, between its
+  // steps): trained in place instead of read again, so it holds the trained weights after.
+  // Null: loaded from loop.model_dir.
+  Transformer* model = nullptr;
 
   SpinTrainOptions() { loop.learning_rate = 5e-7; }
 };
