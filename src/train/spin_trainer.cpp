@@ -31,15 +31,16 @@ SpinMicroOutput spin_micro_loss(const Transformer& model, const std::vector<cons
                                 const std::vector<double>& reference_generated, SpinLoss loss,
                                 double beta, double sft_weight, double normaliser,
                                 int64_t chunk_positions) {
-  const int64_t m = static_cast<int64_t>(pairs.size());
   PairScores scores = score_pairs(model, pairs, chunk_positions);
   const auto options = at::TensorOptions().dtype(scores.real.scalar_type()).device(scores.real.device());
-  at::Tensor ref_real = at::tensor(reference_real, at::kDouble).to(options);            // [m]
-  at::Tensor ref_generated = at::tensor(reference_generated, at::kDouble).to(options);  // [m]
+  // [m] for the micro-batch's m pairs: the policy's and the opponent's log-probs as the loss
+  // compares them.
   const at::Tensor policy_real = loss_logprobs(loss, scores.real, scores.real_tokens);
   const at::Tensor policy_generated = loss_logprobs(loss, scores.generated, scores.generated_tokens);
-  ref_real = loss_logprobs(loss, ref_real, scores.real_tokens);
-  ref_generated = loss_logprobs(loss, ref_generated, scores.generated_tokens);
+  const at::Tensor ref_real =
+      loss_logprobs(loss, at::tensor(reference_real, at::kDouble).to(options), scores.real_tokens);
+  const at::Tensor ref_generated =
+      loss_logprobs(loss, at::tensor(reference_generated, at::kDouble).to(options), scores.generated_tokens);
   PairLossOutput out = spin_pair_loss(loss, beta, policy_real, policy_generated, ref_real, ref_generated);
   at::Tensor per_pair = out.losses;  // [m]
   if (sft_weight != 0) per_pair = per_pair + sft_term(sft_weight, scores.real, scores.real_tokens);
@@ -54,7 +55,6 @@ SpinMicroOutput spin_micro_loss(const Transformer& model, const std::vector<cons
   result.metrics["logps/real"] = total(policy_real);
   result.metrics["logps/generated"] = total(policy_generated);
   result.metrics["tokens"] = static_cast<double>(scores.tokens);
-  (void)m;
   return result;
 }
 
