@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cli/command.h"
+#include "core/stop_signal.h"
 #include "core/progress.h"
 #include "pipeline/demo.h"
 #include "pipeline/report.h"
@@ -19,6 +20,7 @@ CommandAction setup_demo(CLI::App& app) {
                                       "rerunning resumes");
   app.add_option("--seed", o->seed, "seed of the data, the model and the run (default 42)");
   return [o] {
+    install_stop_signals();  // SIGTERM/SIGINT/SIGUSR1: save at the next safe point, then stop
     const auto start = std::chrono::steady_clock::now();
     const DemoResult result = run_demo(*o);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "core/stop_signal.h"
 #include "core/logging.h"
 #include "generate/generate_file.h"
 #include "model/device_choice.h"
@@ -53,6 +54,7 @@ CommandAction setup_generate(CLI::App& app) {
   app.add_flag("--no-cuda-graphs", *graphs_off, "GPU: launch the decoding step kernel by kernel, not as a CUDA graph");
   app.add_flag("--no-progress", *progress_off, "no progress bar");
   return [options, shard, progress_off, graphs_off] {
+    install_stop_signals();  // SIGTERM/SIGINT/SIGUSR1: save at the next safe point, then stop
     options->cuda_graphs = !*graphs_off;
     std::tie(options->shard_index, options->shard_count) = parse_shard(*shard);
     options->show_progress = !*progress_off;

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "cli/command.h"
+#include "core/stop_signal.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "dist/dist_context.h"  // [dist] several processes (docs/distributed.md)
@@ -158,6 +159,7 @@ CommandAction setup_run(CLI::App& app) {
   app.add_option("--dtype", o->dtype, std::string(kTrainingDtypeHelp) + "; must agree with the recipe's "
                                       "torch_dtype / bf16 when both are given");
   return [o] {
+    install_stop_signals();  // SIGTERM/SIGINT/SIGUSR1: save at the next safe point, then stop
     // The whole recipe is validated before anything is written.
     const Recipe recipe = load_recipe(o->config);
     if (o->validate_only) {

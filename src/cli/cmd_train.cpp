@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli/command.h"
+#include "core/stop_signal.h"
 #include "dist/dist_context.h"  // [dist] several processes (docs/distributed.md)
 #include "model/device_choice.h"
 #include "train/spin_trainer.h"
@@ -55,6 +56,7 @@ CommandAction setup_train(CLI::App& app) {
   app.add_option("--eval-data", options->eval_data, "pairs scored at each epoch end");
   app.add_option("--chunk-positions", options->chunk_positions, "positions per LM-head chunk");
   return [options] {
+    install_stop_signals();  // SIGTERM/SIGINT/SIGUSR1: save at the next safe point, then stop
     // A bad --device/--dtype fails here, before any work.
     const TrainDevice device = resolve_train_device(options->loop);
     options->loop.parallel = dist_from_environment(device.device.str());  // [dist] null for one process

@@ -8,6 +8,7 @@
 #include "cli/command.h"
 #include "core/error.h"
 #include "core/logging.h"
+#include "core/stop_signal.h"
 #include "core/threads.h"
 #include "core/torch_pch.h"
 
@@ -72,6 +73,9 @@ int run_cli(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     return spinlm::run_cli(argc, argv);
+  } catch (const spinlm::Preempted& stopped) {
+    std::fprintf(stderr, "stopped: %s\n", stopped.what());
+    return spinlm::kPreemptedExit;
   } catch (const spinlm::Error& error) {
     std::fprintf(stderr, "error: %s\n", error.what());
   } catch (const c10::Error& error) {

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/logging.h"
 #include "core/progress.h"
+#include "core/stop_signal.h"
 #include "data/conversation.h"
 #include "generate/engine.h"
 #include "io/jsonl.h"
@@ -223,6 +224,12 @@ GenerateSummary generate_file(const Transformer& model, const TextCodec& codec,
     json row = output_row(*request_rows[result.request], result, options);
     partial->append(row);
     lines.emplace(result.row, json_line(row));
+    // Preemption (core/stop_signal.h): every finished row is in the partial file already.
+    if (stop_requested())
+      throw Preempted("generation stopped by " + signal_name(stop_signal()) + " after " +
+                      std::to_string(lines.size()) + " of " + std::to_string(summary.rows_selected) +
+                      " rows, kept in " + partial->partial_path() +
+                      ": rerun the same command to continue (spinlm run: with --resume)");
     summary.rows_generated += 1;
     summary.new_tokens += static_cast<int64_t>(result.ids.size());
     if (progress) {

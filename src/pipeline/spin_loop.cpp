@@ -11,6 +11,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/logging.h"
+#include "core/stop_signal.h"
 #include "data/arith_task.h"
 #include "data/verifier.h"
 #include "eval/answer_distribution.h"
@@ -64,6 +65,12 @@ struct Ranks {
   int64_t count() const { return dist ? dist->world_size() : 1; }
   void sync() const {
     if (dist) dist->barrier();
+  }
+  // Whether the flag holds on any rank (the same answer on every rank).
+  bool any(bool flag) const {
+    std::vector<double> value = {flag ? 1.0 : 0.0};
+    if (dist) dist->all_reduce_sum(value);
+    return value[0] > 0;
   }
 };
 
@@ -582,6 +589,11 @@ class SpinRun {
     work();
     ranks_.sync();  // [dist] every rank's share and rank 0's files are complete
     state_.mark_done(name);
+    // Preemption (core/stop_signal.h): a signal during a step that has no safe point of its
+    // own (evaluation, scoring) stops the run once the step is recorded.
+    if (ranks_.any(stop_requested()))
+      throw Preempted("run stopped by " + (stop_requested() ? signal_name(stop_signal()) : "a signal to another rank") +
+                      " after step " + name + ": rerun the same command with --resume to continue");
   }
 
   void iteration(int64_t t, const std::string& model) {

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/logging.h"
 #include "core/progress.h"
+#include "core/stop_signal.h"
 #include "data/collate.h"
 #include "model/hf_model.h"
 #include "train/checkpoint.h"
@@ -208,8 +209,19 @@ TrainLoopResult run_train_loop(Transformer& model, const TrainLoopOptions& optio
       char extra[64];
       std::snprintf(extra, sizeof(extra), "loss %.4f", loss);
       if (progress) progress->update(state.global_step, extra);
-      if (!epoch_end && options.save_steps > 0 && state.global_step % options.save_steps == 0) {
-        save("checkpoint-" + std::to_string(state.global_step));
+      const bool saved_now = !epoch_end && options.save_steps > 0 && state.global_step % options.save_steps == 0;
+      if (saved_now) save("checkpoint-" + std::to_string(state.global_step));
+      // Preemption (core/stop_signal.h): after a signal, the step's checkpoint, then stop.
+      // [dist] every rank stops at the same step when any rank got the signal.
+      std::vector<double> stop = {stop_requested() ? 1.0 : 0.0};
+      if (parallel) parallel->all_reduce_sum(stop);
+      if (stop[0] > 0) {
+        const std::string folder = "checkpoint-" + std::to_string(state.global_step);
+        if (!saved_now) save(folder);
+        throw Preempted("training stopped by " + (stop_requested() ? signal_name(stop_signal()) : "a signal to another rank") +
+                        " after step " + std::to_string(state.global_step) + " of " + std::to_string(total_steps) +
+                        "; checkpoint " + (fs::path(options.output_dir) / folder).string() +
+                        " saved: rerun the same command with --resume to continue");
       }
       if (options.stop_after_steps > 0 && ++steps_this_call >= options.stop_after_steps) {
         result.stopped = true;
