@@ -415,6 +415,27 @@ TEST(Run, KilledBetweenIterationsResumesToTheSameFiles) {
   resume_and_compare(out);
 }
 
+// Killed after iteration 1's training finished but before the step was recorded: the
+// resumed run must evaluate the trained model (read back from the finished folder), not the
+// model it trained from.
+TEST(Run, KilledAfterTrainingFinishedBeforeItWasRecordedResumesToTheSameFiles) {
+  const std::string& reference = reference_run();
+  const std::string out = testkit::make_temp_dir("run-kill-recorded") + "/run";
+  fs::copy(reference, out, fs::copy_options::recursive);
+  json state = json::parse(read_file(out + "/state.json"));
+  json steps = json::array();
+  for (const json& step : state["steps"]) {
+    if (step == "iter_1/train") break;
+    steps.push_back(step);
+  }
+  ASSERT_LT(steps.size(), state["steps"].size());
+  state["steps"] = steps;
+  state.erase("finished");
+  write_file_atomic(out + "/state.json", state.dump(2) + "\n");
+  for (const char* stale : {"iter_1/eval.json", "report.html", "control/iter_1/eval.json"}) fs::remove(out + "/" + stale);
+  resume_and_compare(out);
+}
+
 // ---------------------------------------------------------------- after training
 
 uintmax_t folder_bytes(const std::string& dir) {

@@ -114,6 +114,7 @@ TrainLoopResult run_train_loop(Transformer& model, const TrainLoopOptions& optio
       check_fingerprint(latest->state.fingerprint, fingerprint, latest->folder + "/trainer_state.json");
       if (latest->finished) {
         log_info("training in ", options.output_dir, " already finished; nothing to resume");
+        restore_weights(model, options.output_dir);  // the model holds the trained weights on return
         result.already_finished = true;
         result.steps = latest->state.global_step;
         return result;

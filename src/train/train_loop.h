@@ -89,7 +89,8 @@ struct TrainLoopResult {
   int64_t steps = 0;
   MetricMap last_logged;  // the last training metrics row
   MetricMap last_eval;    // the last evaluation (empty without evaluate)
-  bool already_finished = false;  // --resume found a finished run: nothing was done
+  bool already_finished = false;  // --resume found a finished run: nothing was trained, the
+                                  // model was given the finished run's weights
   bool stopped = false;           // stop_after_steps ended the call before the end
 };
 
