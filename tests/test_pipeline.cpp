@@ -436,6 +436,38 @@ TEST(Run, KilledAfterTrainingFinishedBeforeItWasRecordedResumesToTheSameFiles) {
   resume_and_compare(out);
 }
 
+// Corrupted state on resume: a recorded step whose outputs are not whole (a pairs file cut in
+// the middle of a line, a model whose safetensors file lost its end, an evaluation file that
+// is gone) is named and done again with every later step; the run ends as the reference did.
+TEST(Run, CorruptedOutputsOfRecordedStepsAreNamedAndRedone) {
+  const std::string& reference = reference_run();
+  struct Case {
+    std::string label, file;
+    std::function<void(const std::string&)> damage;
+  };
+  const std::vector<Case> cases = {
+      {"cut-pairs", "iter_0/pairs.jsonl",
+       [](const std::string& path) {
+         const std::string text = read_file(path);
+         write_file_atomic(path, text.substr(0, text.size() / 2));
+       }},
+      {"cut-model", "iter_1/model/model.safetensors",
+       [](const std::string& path) { fs::resize_file(path, fs::file_size(path) / 2); }},
+      {"lost-eval", "control/iter_1/eval.json", [](const std::string& path) { fs::remove(path); }},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.label);
+    const std::string out = testkit::make_temp_dir("run-" + c.label) + "/run";
+    fs::copy(reference, out, fs::copy_options::recursive);
+    fs::remove(out + "/report.html");
+    c.damage(out + "/" + c.file);
+    const auto result = testkit::run_spinlm(run_args(out, true));
+    ASSERT_EQ(result.exit_code, 0) << result.output;
+    EXPECT_NE(result.output.find("as done, but " + out + "/" + c.file), std::string::npos) << result.output;
+    expect_same_as_reference(out);
+  }
+}
+
 // ---------------------------------------------------------------- after training
 
 uintmax_t folder_bytes(const std::string& dir) {

@@ -72,6 +72,22 @@ std::vector<std::string> RunState::finished_steps() const {
   return state_["steps"].get<std::vector<std::string>>();
 }
 
+void RunState::forget_from(const std::string& step) {
+  nlohmann::json kept = nlohmann::json::array();
+  bool forgetting = false;
+  for (const auto& s : state_["steps"]) {
+    forgetting = forgetting || s == step;
+    if (forgetting)
+      state_["results"].erase(s.get<std::string>());
+    else
+      kept.push_back(s);
+  }
+  state_["steps"] = kept;
+  state_.erase("finished");
+  state_.erase("stopped");
+  save();
+}
+
 void RunState::set(const std::string& key, const nlohmann::json& value) {
   state_[key] = value;
   save();

@@ -36,6 +36,9 @@ class RunState {
   void mark_done(const std::string& step, const nlohmann::json& result = nullptr);
   // Names of the finished steps in the order they finished.
   std::vector<std::string> finished_steps() const;
+  // Forgets step and every step recorded after it (and "finished", "stopped"), so a resumed
+  // run does them again; rewrites state.json.
+  void forget_from(const std::string& step);
 
   // Free-form fields of state.json (e.g. "stopped": reason).
   void set(const std::string& key, const nlohmann::json& value);

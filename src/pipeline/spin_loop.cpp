@@ -23,8 +23,9 @@
 #include "eval/task_yaml.h"
 #include "dist/dist_generate.h"
 #include "generate/generate_file.h"
-#include "io/jsonl.h"
 #include "io/json_text.h"
+#include "io/jsonl.h"
+#include "io/safetensors.h"
 #include "model/device_choice.h"
 #include "model/hf_model.h"
 #include "model/stop_tokens.h"
@@ -548,9 +549,76 @@ class SpinRun {
       return RunState::follow(options.run_dir);
     }
     RunState state = RunState::open(options.run_dir, recipe_to_json(recipe), options.resume);
-    if (options.resume) remove_stale_temporaries(options.run_dir);
+    if (options.resume) {
+      remove_stale_temporaries(options.run_dir);
+      repair(state, recipe, options.run_dir);
+    }
     ranks.sync();
     return state;
+  }
+
+  // What is wrong with a recorded step's outputs ("" when they are whole): each file is there
+  // and reads (JSON parses, every JSONL line parses, a model's safetensors headers fit their
+  // files).
+  static std::string broken_output(const std::string& step, const Recipe& recipe, const std::string& run_dir) {
+    const size_t slash = step.find('/');
+    const std::string head = step.substr(0, slash), action = slash == std::string::npos ? "" : step.substr(slash + 1);
+    const bool control = head.rfind("control_", 0) == 0;
+    const std::string folder =
+        head == "sft_eval" ? run_dir : run_dir + (control ? "/control/iter_" + head.substr(8) : "/" + head);
+    std::vector<std::string> json_files, jsonl_files, models;
+    if (head == "sft_eval") json_files = {run_dir + "/sft_eval.json"};
+    if (action == "generate") {
+      jsonl_files = {folder + "/pairs.jsonl"};
+      if (recipe.evaluation.heldout_reward_accuracy) {
+        jsonl_files.push_back(folder + "/heldout_pairs.jsonl");
+        json_files.push_back(folder + "/heldout_opponent_logprobs.json");
+      }
+    }
+    if (action == "train") {
+      models = {folder + "/model"};
+      jsonl_files = {folder + "/metrics.jsonl"};
+    }
+    if (action == "eval") json_files = {folder + "/eval.json"};
+    try {
+      for (const std::string& path : json_files) {
+        if (!file_exists(path)) return path + " is missing";
+        read_json_file(path);
+      }
+      for (const std::string& path : jsonl_files) {
+        if (!file_exists(path)) return path + " is missing";
+        const std::string text = read_file(path);
+        if (!text.empty() && text.back() != '\n') return path + " ends in the middle of a line";
+        read_jsonl(path);
+      }
+      for (const std::string& dir : models) {
+        if (!file_exists(dir + "/config.json")) return dir + "/config.json is missing";
+        SafetensorsFolder weights(dir);
+      }
+    } catch (const Error& error) {
+      return error.what();
+    }
+    return "";
+  }
+
+  // Corrupted state on resume: the first recorded step whose outputs are not whole is done
+  // again, with every step after it (a broken model folder is removed, so its training starts
+  // over); the earlier steps stand.
+  static void repair(RunState& state, const Recipe& recipe, const std::string& run_dir) {
+    for (const std::string& step : state.finished_steps()) {
+      const std::string problem = broken_output(step, recipe, run_dir);
+      if (problem.empty()) continue;
+      log_warning("state.json records step ", step, " as done, but ", problem, "; doing it again, with every later step");
+      state.log("repair: step " + step + " is redone (" + problem + ")");
+      if (step.size() > 6 && step.compare(step.size() - 6, 6, "/train") == 0) {
+        const std::string head = step.substr(0, step.find('/'));
+        const std::string model = head.rfind("control_", 0) == 0 ? run_dir + "/control/iter_" + head.substr(8) + "/model"
+                                                                 : run_dir + "/" + head + "/model";
+        fs::remove_all(model);
+      }
+      state.forget_from(step);
+      return;
+    }
   }
 
   std::string dir(const std::string& relative) const { return options_.run_dir + "/" + relative; }
