@@ -26,6 +26,7 @@
 #include "pipeline/run_state.h"
 #include "pipeline/spin_loop.h"
 #include "testkit.h"
+#include "testkit_process.h"
 
 namespace spinlm {
 namespace {
@@ -335,27 +336,7 @@ std::map<std::string, std::string> run_files(const std::string& dir) {
 // Starts `spinlm run`, waits until ready() says the run reached the phase, kills it with
 // SIGKILL; true when the phase was reached before the run ended on its own.
 bool kill_when(const std::string& out, bool resume, const std::function<bool()>& ready) {
-  const std::string command = "exec " + shell_quote(testkit::spinlm_binary()) + " " + run_args(out, resume) +
-                              " >/dev/null 2>&1";
-  const pid_t pid = fork();
-  if (pid == 0) {
-    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  bool reached = false;
-  int status = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (ready()) {
-      reached = true;
-      break;
-    }
-    if (waitpid(pid, &status, WNOHANG) == pid) return false;  // finished before the phase was seen
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, &status, 0);
-  return reached;
+  return testkit::kill_when(run_args(out, resume), "/dev/null", ready, 120);
 }
 
 bool state_has(const std::string& out, const std::string& step) {

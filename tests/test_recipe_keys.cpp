@@ -26,6 +26,7 @@
 #include "model/hf_model.h"
 #include "pipeline/recipe.h"
 #include "testkit.h"
+#include "testkit_process.h"
 #include "train/train_device.h"
 
 namespace spinlm {
@@ -265,26 +266,7 @@ std::string step_checkpoint(const std::string& model_dir) {
 // Starts `spinlm ARGS` with its output in log, kills it (SIGKILL) once ready() is true;
 // true when that happened before the command ended on its own.
 bool kill_when(const std::string& args, const std::string& log, const std::function<bool()>& ready) {
-  const std::string command = "exec " + shell_quote(testkit::spinlm_binary()) + " " + args + " >" + shell_quote(log) + " 2>&1";
-  const pid_t pid = fork();
-  if (pid == 0) {
-    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  bool reached = false;
-  int status = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (ready()) {
-      reached = true;
-      break;
-    }
-    if (waitpid(pid, &status, WNOHANG) == pid) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, &status, 0);
-  return reached;
+  return testkit::kill_when(args, log, ready, 300);
 }
 
 // Largest |a - b| over the parameters of two model folders.

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <chrono>
+#include <csignal>
 #include <fstream>
 #include <iterator>
 #include <thread>
@@ -54,6 +55,24 @@ int wait_for_exit(pid_t pid, double limit, double* seconds) {
     if (waited > limit) return -1;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+}
+
+bool kill_when(const std::string& args, const std::string& log, const std::function<bool()>& ready, double limit) {
+  const pid_t pid = start_spinlm("", args, log);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(limit);
+  bool reached = false;
+  int status = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (ready()) {
+      reached = true;
+      break;
+    }
+    if (::waitpid(pid, &status, WNOHANG) == pid) return false;  // ended before ready() held
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, &status, 0);
+  return reached;
 }
 
 bool wait_for_text(const std::string& path, const std::string& text, double limit) {

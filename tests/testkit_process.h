@@ -2,6 +2,7 @@
 #pragma once
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 
 namespace spinlm::testkit {
@@ -13,6 +14,11 @@ pid_t start_spinlm(const std::string& env, const std::string& args, const std::s
 // Waits up to limit seconds for a started process: its exit status (128 + the signal when a
 // signal ended it), or -1 when it is still running; *seconds gets the time waited.
 int wait_for_exit(pid_t pid, double limit, double* seconds = nullptr);
+
+// Starts `spinlm ARGS` (output into log), kills it with SIGKILL once ready() holds, and waits
+// for it; true when ready() held before the command ended on its own (within limit seconds).
+bool kill_when(const std::string& args, const std::string& log, const std::function<bool()>& ready,
+               double limit = 300);
 
 // Waits up to limit seconds until the file contains text.
 bool wait_for_text(const std::string& path, const std::string& text, double limit);
