@@ -56,8 +56,9 @@ AtomicFile::~AtomicFile() {
 void AtomicFile::write(const void* data, size_t size) {
   check(file_ != nullptr, path_, ": write after commit");
   if (size == 0) return;
-  check(std::fwrite(data, 1, size, file_) == size, temp_path_, ": write failed (",
-        std::strerror(errno), ")");
+  // errno is read after the write (function arguments have no order of evaluation).
+  const bool written = std::fwrite(data, 1, size, file_) == size;
+  check(written, path_, ": write failed (", std::strerror(errno), ") while writing ", temp_path_);
 }
 
 void AtomicFile::commit() {
@@ -66,8 +67,9 @@ void AtomicFile::commit() {
   bool closed = std::fclose(file_) == 0;
   file_ = nullptr;
   if (!flushed || !closed) {
+    const int error = errno;
     std::remove(temp_path_.c_str());
-    fail(temp_path_, ": write failed (", std::strerror(errno), ")");
+    fail(path_, ": write failed (", std::strerror(error), ") while writing ", temp_path_);
   }
   if (std::rename(temp_path_.c_str(), path_.c_str()) != 0) {
     std::remove(temp_path_.c_str());

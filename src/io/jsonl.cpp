@@ -120,7 +120,8 @@ ResumableJsonl::ResumableJsonl(std::string path) : path_(std::move(path)) {
         fail(error.what(), "; this partial output is corrupt: delete the file to start over");
       }
     }
-    check(::truncate(partial.c_str(), static_cast<off_t>(keep)) == 0, partial,
+    const bool truncated = ::truncate(partial.c_str(), static_cast<off_t>(keep)) == 0;
+    check(truncated, partial,
           ": cannot truncate (", std::strerror(errno), ")");
   }
   file_ = std::fopen(partial.c_str(), "ab");
@@ -134,16 +135,18 @@ ResumableJsonl::~ResumableJsonl() {
 void ResumableJsonl::append(const json& row) {
   std::string line = json_line(row) + "\n";
   // One write of the whole line, then a flush: a kill leaves at most one torn line.
-  check(std::fwrite(line.data(), 1, line.size(), file_) == line.size() && std::fflush(file_) == 0,
-        partial_path(), ": write failed (", std::strerror(errno), ")");
+  // errno is read after the write (function arguments have no order of evaluation).
+  const bool written = std::fwrite(line.data(), 1, line.size(), file_) == line.size() && std::fflush(file_) == 0;
+  check(written, partial_path(), ": write failed (", std::strerror(errno), ")");
 }
 
 void ResumableJsonl::finish() {
-  check(std::fflush(file_) == 0 && ::fsync(::fileno(file_)) == 0, partial_path(),
-        ": write failed (", std::strerror(errno), ")");
+  const bool flushed = std::fflush(file_) == 0 && ::fsync(::fileno(file_)) == 0;
+  check(flushed, partial_path(), ": write failed (", std::strerror(errno), ")");
   std::fclose(file_);
   file_ = nullptr;
-  check(std::rename(partial_path().c_str(), path_.c_str()) == 0, path_,
+  const bool renamed = std::rename(partial_path().c_str(), path_.c_str()) == 0;
+  check(renamed, path_,
         ": cannot rename the finished output into place (", std::strerror(errno), ")");
 }
 

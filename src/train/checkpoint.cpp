@@ -40,9 +40,15 @@ void save_checkpoint(const Transformer& model, const Optimizer& optimizer, const
   const fs::path temp_dir = fs::path(out_dir) / (".tmp-" + folder);
   fs::remove_all(temp_dir);
   make_directories(temp_dir.string());
-  save_model(model, temp_dir.string(), tokenizer_dir);
-  optimizer.save_state((temp_dir / "optimizer.safetensors").string());
-  write_file_atomic((temp_dir / "trainer_state.json").string(), state.to_json().dump(2) + "\n");
+  try {
+    save_model(model, temp_dir.string(), tokenizer_dir);
+    optimizer.save_state((temp_dir / "optimizer.safetensors").string());
+    write_file_atomic((temp_dir / "trainer_state.json").string(), state.to_json().dump(2) + "\n");
+  } catch (const Error&) {
+    std::error_code ignored;
+    fs::remove_all(temp_dir, ignored);  // a failed write (a full disk) leaves the earlier checkpoints only
+    throw;
+  }
   fs::remove_all(final_dir);
   fs::rename(temp_dir, final_dir);
 
