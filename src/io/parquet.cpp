@@ -695,6 +695,7 @@ struct SchemaBuilder {
     ParquetField field;
     field.name = e.name;
     const std::string dotted = prefix.empty() ? e.name : prefix + "." + e.name;
+    check(valid_utf8(e.name), path, ": a schema field name that is not valid UTF-8 (", dotted, ")");
     if (e.repetition == kRepeated && !as_required) {
       // An unannotated repeated field: an array (never null) of its values.
       field.kind = ParquetField::kArray;

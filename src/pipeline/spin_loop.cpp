@@ -412,7 +412,7 @@ void check_inputs(const Recipe& recipe) {
   check(file_exists(recipe.model_name_or_path + "/config.json"), recipe.source, ": model_name_or_path ",
         recipe.model_name_or_path, " is not a model folder (no config.json)");
   for (const std::string* path : {&recipe.data.train, &recipe.data.heldout, &recipe.data.test})
-    check(path->empty() || file_exists(*path), recipe.source, ": data file ", *path, " does not exist");
+    check(path->empty() || data_path_exists(*path), recipe.source, ": data file ", *path, " does not exist");
 }
 
 // How an iteration's training moved on its own pairs: logps/real and rewards/margins of the
