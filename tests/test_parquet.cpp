@@ -4,7 +4,10 @@
 // Schemas are those of the HuggingFace datasets spinlm reads (UltraChat 200k, SPIN_iter0,
 // ARC), in every compression, with dictionaries on and off, DuckDB's PARQUET_VERSION V2
 // encodings (DELTA_BINARY_PACKED, DELTA_LENGTH_BYTE_ARRAY, BYTE_STREAM_SPLIT), several row
-// groups, nulls at every level, empty lists, unicode and long strings. The DuckDB reference missing (node or the npm package) is a failure.
+// groups, nulls at every level, empty lists, unicode and long strings. A second writer,
+// hyparquet-writer (npm, tests/reference/parquet_hyparquet.mjs), covers what DuckDB does not
+// write: DATA_PAGE_V2 pages, DELTA_BYTE_ARRAY and RLE booleans. A reference that is missing
+// (node or an npm package) is a failure, not a skip.
 // Malformed files (truncated, bad magic, corrupt page sizes, random corruption) must give
 // an Error naming the file, never a crash.
 #include <gtest/gtest.h>
@@ -258,6 +261,113 @@ TEST(Parquet, GlobsReadEveryFileInNameOrder) {
     ADD_FAILURE() << "no error for a glob without matches";
   } catch (const Error& error) {
     EXPECT_NE(std::string(error.what()).find("nothing-*.parquet: no files match"), std::string::npos) << error.what();
+  }
+}
+
+// hyparquet-writer (tests/reference/parquet_hyparquet.mjs) writes DATA_PAGE_V2 pages in
+// the encodings each column asks for; DuckDB reads the file back as the second opinion.
+// Returns DuckDB's rows.
+std::vector<json> hyparquet_write(const json& description) {
+  EXPECT_TRUE(fs::exists(npm_cache() + "/hyparquet-writer"))
+      << "hyparquet-writer (npm) is missing in " << npm_cache() << ": run scripts/fetch-test-assets.sh";
+  const std::string file = description["file"].get<std::string>();
+  write_file_atomic(file + ".json", description.dump());
+  const auto written = testkit::run_command(
+      "node " + shell_quote(testkit::source_path("tests/reference/parquet_hyparquet.mjs")) + " " +
+      shell_quote(file + ".json") + " 2>&1");
+  EXPECT_EQ(written.exit_code, 0) << "the hyparquet-writer reference failed:\n" << written.output;
+  const auto read = testkit::run_command("node " + shell_quote(testkit::source_path("tests/reference/parquet_duckdb.js")) +
+                                         " --read " + shell_quote(file) + " > " + shell_quote(file + ".duckdb.jsonl"));
+  EXPECT_EQ(read.exit_code, 0) << "the DuckDB reference failed:\n" << read.output;
+  if (written.exit_code != 0 || read.exit_code != 0) return {};
+  return jsonl_values(file + ".duckdb.jsonl");
+}
+
+json string_element(const std::string& name, const char* repetition) {
+  return {{"name", name}, {"type", "BYTE_ARRAY"}, {"converted_type", "UTF8"}, {"repetition_type", repetition}};
+}
+
+TEST(Parquet, DataPageV2AndDeltaByteArrayFromASecondWriter) {
+  // UltraChat's columns and a few scalar ones, in several row groups of several pages each.
+  const int n = 3000;
+  json prompt = json::array(), prompt_id = json::array(), messages = json::array(), count = json::array(),
+       small = json::array(), score = json::array(), flag = json::array();
+  std::vector<json> rows;
+  for (int i = 0; i < n; ++i) {
+    json p = i % 7 == 0 ? json(nullptr) : json("Prompt " + std::to_string(i) + " — ünïcödé " + std::string(i % 120, 'x'));
+    json m;
+    if (i % 5 == 0) m = nullptr;
+    else if (i % 5 == 1) m = json::array();
+    else {
+      m = json::array({{{"content", "turn of " + std::to_string(i)}, {"role", "user"}}});
+      m.push_back(i % 3 == 0 ? json(nullptr) : json{{"content", nullptr}, {"role", "assistant"}});
+    }
+    // Ids sharing long prefixes: DELTA_BYTE_ARRAY stores each as prefix length and suffix.
+    char id[32];
+    std::snprintf(id, sizeof id, "ultrachat-%08d", i * 37);
+    json c = i % 11 == 0 ? json(nullptr) : json(int64_t(i) * 1000003 - 1500000000);
+    json sm = int64_t(i % 300) - 150;
+    json sc = i % 13 == 0 ? json(nullptr) : json(i / 8.0);
+    json f = i % 3 == 0;
+    prompt.push_back(p);
+    prompt_id.push_back(id);
+    messages.push_back(m);
+    count.push_back(c);
+    small.push_back(sm);
+    score.push_back(sc);
+    flag.push_back(f);
+    rows.push_back({{"prompt", p}, {"prompt_id", id}, {"messages", m}, {"count", c}, {"small", sm}, {"score", sc},
+                    {"flag", f}});
+  }
+  const json schema = json::array({
+      {{"name", "root"}, {"num_children", 7}},
+      string_element("prompt", "OPTIONAL"),
+      string_element("prompt_id", "REQUIRED"),
+      {{"name", "messages"}, {"repetition_type", "OPTIONAL"}, {"converted_type", "LIST"}, {"num_children", 1}},
+      {{"name", "list"}, {"repetition_type", "REPEATED"}, {"num_children", 1}},
+      {{"name", "element"}, {"repetition_type", "OPTIONAL"}, {"num_children", 2}},
+      string_element("content", "OPTIONAL"),
+      string_element("role", "OPTIONAL"),
+      {{"name", "count"}, {"type", "INT64"}, {"repetition_type", "OPTIONAL"}},
+      {{"name", "small"}, {"type", "INT32"}, {"repetition_type", "REQUIRED"}},
+      {{"name", "score"}, {"type", "DOUBLE"}, {"repetition_type", "OPTIONAL"}},
+      {{"name", "flag"}, {"type", "BOOLEAN"}, {"repetition_type", "REQUIRED"}},
+  });
+  for (const char* codec : {"SNAPPY", "UNCOMPRESSED"}) {
+    SCOPED_TRACE(codec);
+    const std::string file = temp_dir() + "/hyparquet_" + codec + ".parquet";
+    const json description = {
+        {"file", file}, {"schema", schema}, {"rowGroupSize", 700}, {"pageSize", 4096}, {"codec", codec},
+        {"columns", json::array({
+            {{"name", "prompt"}, {"data", prompt}, {"encoding", "DELTA_LENGTH_BYTE_ARRAY"}},
+            {{"name", "prompt_id"}, {"data", prompt_id}, {"encoding", "DELTA_BYTE_ARRAY"}},
+            {{"name", "messages"}, {"data", messages}},
+            {{"name", "count"}, {"data", count}, {"encoding", "DELTA_BINARY_PACKED"}},
+            {{"name", "small"}, {"data", small}, {"encoding", "DELTA_BINARY_PACKED"}},
+            {{"name", "score"}, {"data", score}},
+            {{"name", "flag"}, {"data", flag}, {"encoding", "RLE"}},
+        })}};
+    const std::vector<json> duckdb = hyparquet_write(description);
+    ASSERT_EQ(duckdb.size(), rows.size());
+    std::vector<json> got;
+    try {
+      got = spinlm_rows(file);
+    } catch (const Error& error) {
+      FAIL() << error.what();
+    }
+    ASSERT_EQ(got.size(), rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) {
+      ASSERT_EQ(duckdb[i], rows[i]) << "DuckDB's reading of row " << i + 1;
+      ASSERT_EQ(got[i], rows[i]) << file << " row " << i + 1;
+    }
+    EXPECT_EQ(ParquetReader(file).num_row_groups(), 5);
+    const json encodings = duckdb_encodings(file);
+    EXPECT_EQ(encodings["prompt_id"], json::array({"DELTA_BYTE_ARRAY"}));
+    EXPECT_EQ(encodings["prompt"], json::array({"DELTA_LENGTH_BYTE_ARRAY"}));
+    EXPECT_EQ(encodings["flag"], json::array({"RLE"}));
+    // The first page (at byte 4) is a DATA_PAGE_V2: PageHeader field 1 (0x15, an i32) holds 3
+    // (zigzag 6).
+    EXPECT_EQ(read_file(file).substr(4, 2), std::string("\x15\x06"));
   }
 }
 
