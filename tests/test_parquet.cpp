@@ -574,5 +574,32 @@ TEST(ParquetCommands, GenerateOnParquetEqualsGenerateOnJsonl) {
   EXPECT_NE(failed.output.find(dir + "/bad.parquet: not a Parquet file"), std::string::npos) << failed.output;
 }
 
+TEST(ParquetCommands, InspectDataShowsSchemaRowsAndFirstRows) {
+  std::vector<json> rows;
+  const std::string path = duckdb_write("inspect", std::string(kUltraChat) + " LIMIT 40", "COMPRESSION zstd", rows);
+  ASSERT_EQ(rows.size(), size_t(40));
+  const auto shown = testkit::run_spinlm("inspect-data --rows 2 " + shell_quote(path));
+  ASSERT_EQ(shown.exit_code, 0) << shown.output;
+  for (const std::string expected :
+       {"file: " + path + "\n", std::string("rows: 40 in 1 row groups\n"), std::string("  prompt: optional BYTE_ARRAY (STRING)\n"),
+        std::string("  messages: optional group (LIST)\n"), std::string("        role: optional BYTE_ARRAY (STRING)\n"),
+        path + " row 1: " + json_line(rows[0]) + "\n"}) {
+    EXPECT_NE(shown.output.find(expected), std::string::npos) << expected << "\nin:\n" << shown.output;
+  }
+  // Long strings are cut unless --full.
+  EXPECT_NE(shown.output.find(path + " row 2: "), std::string::npos);
+  EXPECT_EQ(shown.output.find(path + " row 3: "), std::string::npos);
+  EXPECT_NE(shown.output.find(" bytes)"), std::string::npos) << shown.output;
+  const auto full = testkit::run_spinlm("inspect-data --rows 2 --full " + shell_quote(path));
+  EXPECT_NE(full.output.find(path + " row 2: " + json_line(rows[1]) + "\n"), std::string::npos) << full.output;
+  // A malformed file is an error naming it.
+  std::string bad = read_file(path);
+  bad.resize(bad.size() - 3);
+  write_bytes(path + ".cut.parquet", bad);
+  const auto failed = testkit::run_spinlm("inspect-data " + shell_quote(path + ".cut.parquet"));
+  EXPECT_NE(failed.exit_code, 0);
+  EXPECT_NE(failed.output.find(path + ".cut.parquet: not a Parquet file"), std::string::npos) << failed.output;
+}
+
 }  // namespace
 }  // namespace spinlm
