@@ -618,10 +618,10 @@ class SpinRun {
       // The SFT rows the SPIN pairs came from: the first max_train_samples rows of data.train.
       const std::string data = it + "/train.jsonl";
       std::vector<json> rows;
-      for (const JsonlRow& row : read_jsonl(recipe_.data.train)) {
-        if (recipe_.data.max_train_samples > 0 && int64_t(rows.size()) >= recipe_.data.max_train_samples) break;
-        rows.push_back(row.value);
-      }
+      JsonlReader reader(recipe_.data.train);
+      for (json row; !(recipe_.data.max_train_samples > 0 && int64_t(rows.size()) >= recipe_.data.max_train_samples) &&
+                     reader.next(row);)
+        rows.push_back(std::move(row));
       if (ranks_.writer()) write_jsonl_atomic(data, rows);
       ranks_.sync();
       SftTrainOptions o;
