@@ -451,10 +451,20 @@ bool valid_utf8(const std::string& s) {
 }
 
 // Decodes count values of the leaf's physical type in the given encoding and appends them.
+// budget: bytes the column chunk's decoded strings may still take (dictionary indices and
+// shared DELTA_BYTE_ARRAY prefixes repeat bytes, so decoded data can far outgrow the file).
 void decode_values(Bytes in, int encoding, int64_t count, const ParquetLeaf& leaf,
-                   const std::vector<json>* dictionary, std::vector<json>& out) {
+                   const std::vector<json>* dictionary, std::vector<json>& out, int64_t& budget) {
   const std::string& where = *in.where;
+  auto charge = [&](size_t bytes) {
+    budget -= static_cast<int64_t>(bytes);
+    if (budget < 0) {
+      fail(where, ": the column chunk decodes to more than spinlm's limit of ", kMaxParquetColumnBytes >> 20,
+           " MiB of strings (kMaxParquetColumnBytes)");
+    }
+  };
   auto string_value = [&](const uint8_t* data, size_t size) {
+    charge(size);
     std::string s(reinterpret_cast<const char*>(data), size);
     check(valid_utf8(s), where, ": a ", leaf.is_string ? "string" : "BYTE_ARRAY",
           " value that is not valid UTF-8 (value ", out.size() + 1, ")");
@@ -474,9 +484,12 @@ void decode_values(Bytes in, int encoding, int64_t count, const ParquetLeaf& lea
     if (count == 0) return;
     const int width = in.byte();
     decode_hybrid(in, width, count, [&](uint64_t index) {
-      check(index < dictionary->size(), where, ": dictionary index ", index, " past the dictionary's ",
-            dictionary->size(), " values");
-      out.push_back((*dictionary)[index]);
+      if (index >= dictionary->size()) {
+        fail(where, ": dictionary index ", index, " past the dictionary's ", dictionary->size(), " values");
+      }
+      const json& value = (*dictionary)[index];
+      if (value.is_string()) charge(value.get_ref<const std::string&>().size());
+      out.push_back(value);
     });
     return;
   }
@@ -907,8 +920,12 @@ ParquetColumnData ParquetReader::read_column_chunk(int64_t row_group, int64_t co
   size_t pos = 0;
 
   ParquetColumnData out;
-  out.rep.reserve(static_cast<size_t>(column.num_values));
-  out.def.reserve(static_cast<size_t>(column.num_values));
+  // Reserved up to what the chunk's bytes could hold as bit-packed levels; RLE runs of
+  // nulls may hold more, and the vectors grow for them.
+  const size_t expected = static_cast<size_t>(std::min<int64_t>(column.num_values, column.total_compressed_size * 8 + 64));
+  out.rep.reserve(expected);
+  out.def.reserve(expected);
+  int64_t budget = kMaxParquetColumnBytes;
   std::vector<json> dictionary;
   bool have_dictionary = false;
   int64_t values_read = 0;
@@ -941,7 +958,8 @@ ParquetColumnData ParquetReader::read_column_chunk(int64_t row_group, int64_t co
       check(static_cast<uint64_t>(h.num_values) <= page_bytes.size() * 8 + 8, where, ": a dictionary of ",
             h.num_values, " values in ", page_bytes.size(), " bytes");
       const auto* p = reinterpret_cast<const uint8_t*>(page_bytes.data());
-      decode_values(Bytes{p, p + page_bytes.size(), &where}, kPlain, h.num_values, leaf, nullptr, dictionary);
+      decode_values(Bytes{p, p + page_bytes.size(), &where}, kPlain, h.num_values, leaf, nullptr, dictionary,
+                    budget);
       have_dictionary = true;
       continue;
     }
@@ -1002,7 +1020,7 @@ ParquetColumnData ParquetReader::read_column_chunk(int64_t row_group, int64_t co
       out.def.resize(before + static_cast<size_t>(h.num_values), 0);
     }
     check(out.rep.size() == out.def.size(), where, ": level streams of different lengths");
-    decode_values(values, h.encoding, defined, leaf, have_dictionary ? &dictionary : nullptr, out.values);
+    decode_values(values, h.encoding, defined, leaf, have_dictionary ? &dictionary : nullptr, out.values, budget);
     values_read += h.num_values;
   }
   return out;
@@ -1034,7 +1052,8 @@ json ParquetReader::assemble(const ParquetField& field) {
     return path_ + " row group " + std::to_string(row_group_) + " column " + std::to_string(c) + " (" +
            leaves_[c].name + ")";
   };
-  check(first.entry < first.def.size(), place(field.first_leaf), ": fewer values than the row group's rows");
+  // (The place is built only for an error: these checks run once per value.)
+  if (first.entry >= first.def.size()) fail(place(field.first_leaf), ": fewer values than the row group's rows");
   const int def = first.def[first.entry];
   if (field.nullable && def < field.def_present) {
     skip_one(field);
@@ -1043,8 +1062,8 @@ json ParquetReader::assemble(const ParquetField& field) {
   switch (field.kind) {
     case ParquetField::kLeaf: {
       const ParquetLeaf& leaf = leaves_[field.first_leaf];
-      check(def == leaf.max_def, place(field.first_leaf), ": definition level ", def, " for a required value");
-      check(first.value < first.values.size(), place(field.first_leaf), ": fewer values than its levels define");
+      if (def != leaf.max_def) fail(place(field.first_leaf), ": definition level ", def, " for a required value");
+      if (first.value >= first.values.size()) fail(place(field.first_leaf), ": fewer values than its levels define");
       ++first.entry;
       return std::move(first.values[first.value++]);
     }

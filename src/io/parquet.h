@@ -34,9 +34,12 @@ namespace spinlm {
 
 // Largest decompressed page accepted: 1 GiB (a page header's sizes are 32-bit).
 constexpr int64_t kMaxParquetPageBytes = int64_t{1} << 30;
-// Most values (level entries) one column chunk of one row group may hold: 2^27, about 1 GiB
-// of decoded levels and values' overhead; real row groups hold a few million at most.
-constexpr int64_t kMaxParquetColumnValues = int64_t{1} << 27;
+// Most values (level entries) one column chunk of one row group may hold: 2^26, about 1.3 GiB
+// of decoded levels and JSON values; real row groups hold a few million at most.
+constexpr int64_t kMaxParquetColumnValues = int64_t{1} << 26;
+// Most bytes of strings one column chunk may decode to: 2 GiB (a row group of UltraChat
+// holds a few hundred MB of text in its largest column).
+constexpr int64_t kMaxParquetColumnBytes = int64_t{2} << 30;
 
 struct ParquetFileMeta;
 struct ParquetField;
