@@ -217,6 +217,17 @@ TEST(Parquet, NullsAtEveryLevelAndScalarTypes) {
   expect_same_rows("nulls_v2", kNulls, "COMPRESSION zstd, PARQUET_VERSION V2, ROW_GROUP_SIZE 2048", 5000, 3);
 }
 
+TEST(Parquet, MapsAndUnsignedAndSmallIntegers) {
+  // A MAP is an array of {"key", "value"} objects, its stored form; UINT_8/32/64, INT_16
+  // annotations on INT32/INT64.
+  const std::string sql =
+      "SELECT CASE WHEN i % 4 = 0 THEN NULL WHEN i % 4 = 1 THEN MAP {} ELSE MAP {'a': i, 'b': NULL} END AS m, "
+      "MAP {i::VARCHAR: [i, NULL]} AS m2, i::UTINYINT AS u8, (i * 1000)::UINTEGER + 3000000000 AS u32, "
+      "(i * 4000000000)::UBIGINT AS u64, (i - 50)::SMALLINT AS s16 FROM range(100) t(i)";
+  expect_same_rows("maps", sql, "COMPRESSION snappy", 100);
+  expect_same_rows("maps_v2", sql, "COMPRESSION zstd, PARQUET_VERSION V2", 100);
+}
+
 TEST(Parquet, EmptyFileAndEmptyRowGroups) {
   expect_same_rows("empty", "SELECT 'x' AS prompt, [1] AS l FROM range(0)", "COMPRESSION zstd", 0, 0);
 }

@@ -4,7 +4,7 @@
 // runs COPY (SELECT ...) TO 'OUT.parquet' (FORMAT PARQUET, COPY_OPTIONS), e.g.
 // "COMPRESSION zstd, ROW_GROUP_SIZE 100, DICTIONARY_SIZE_LIMIT 0", then
 // SELECT * FROM 'OUT.parquet' and writes each row to stdout: LIST -> array, STRUCT -> object,
-// NULL -> null, BIGINT/INTEGER -> number, DOUBLE/FLOAT -> number, VARCHAR -> string.
+// MAP -> array of {key, value}, NULL -> null, BIGINT/INTEGER -> number, DOUBLE/FLOAT -> number, VARCHAR -> string.
 //   node parquet_duckdb.js --read IN.parquet
 // only reads.
 //   node parquet_duckdb.js --encodings IN.parquet
@@ -24,6 +24,9 @@ function plain(value) {
   if (Array.isArray(value)) return value.map(plain);
   if (value instanceof duckdb.DuckDBListValue || value instanceof duckdb.DuckDBArrayValue) {
     return value.items.map(plain);
+  }
+  if (value instanceof duckdb.DuckDBMapValue) {  // as Parquet stores it: key/value pairs
+    return value.entries.map((e) => ({ key: plain(e.key), value: plain(e.value) }));
   }
   if (value instanceof duckdb.DuckDBStructValue) {
     const out = {};
