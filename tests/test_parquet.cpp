@@ -21,6 +21,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "data/arith_task.h"
+#include "generate/generate_file.h"
 #include "io/jsonl.h"
 #include "io/parquet.h"
 #include "testkit.h"
@@ -584,6 +585,50 @@ TEST(ParquetCommands, GenerateOnParquetEqualsGenerateOnJsonl) {
                                           " --output " + shell_quote(dir + "/bad_out.jsonl"));
   EXPECT_NE(failed.exit_code, 0);
   EXPECT_NE(failed.output.find(dir + "/bad.parquet: not a Parquet file"), std::string::npos) << failed.output;
+}
+
+// A generation job over a glob of Parquet shards resumes by row index: a partial output of
+// the first rows (as a kill leaves it, torn last line included) plus the resumed job equals
+// the uninterrupted job, across the boundary between two files.
+TEST(ParquetCommands, GenerateOverParquetShardsResumesByRowIndex) {
+  const std::string dir = temp_dir() + "/resume";
+  fs::create_directories(dir);
+  auto made = testkit::run_spinlm("init-model --arch llama --hidden-size 32 --intermediate-size 64 --layers 2 "
+                                  "--heads 4 --kv-heads 2 --vocab byte --seed 3 --max-position-embeddings 256 --out " +
+                                  shell_quote(dir + "/model"));
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  for (int shard = 0; shard < 2; ++shard) {
+    std::vector<json> rows;
+    duckdb_write("resume/train-0000" + std::to_string(shard) + "-of-00002",
+                 "SELECT [{'content': 'Question ' || (i + " + std::to_string(10 * shard) + ") || '?', 'role': 'user'}, "
+                 "{'content': 'Answer', 'role': 'assistant'}] AS messages FROM range(10) t(i)",
+                 "COMPRESSION zstd", rows);
+    ASSERT_EQ(rows.size(), size_t(10));
+  }
+  auto job = [&](const std::string& output) {
+    GenerateOptions o;
+    o.model_dir = dir + "/model";
+    o.input_path = dir + "/train-*-of-00002.parquet";
+    o.output_path = output;
+    o.show_progress = false;
+    o.max_new_tokens = 8;
+    o.batch_size = 2;
+    o.sampling.temperature = 0.9;
+    o.seed = 5;
+    return generate_file(o);
+  };
+  const std::string reference = dir + "/reference.jsonl";
+  EXPECT_EQ(job(reference).rows_generated, 20);
+  // The first 13 rows (10 of the first file, 3 of the second) and a torn 14th.
+  const std::string text = read_file(reference);
+  size_t cut = 0;
+  for (int line = 0; line < 13; ++line) cut = text.find('\n', cut) + 1;
+  const std::string output = dir + "/resumed.jsonl";
+  write_file_atomic(output + ".partial", text.substr(0, cut) + text.substr(cut, 10));
+  const GenerateSummary resumed = job(output);
+  EXPECT_EQ(resumed.rows_resumed, 13);
+  EXPECT_EQ(resumed.rows_generated, 7);
+  EXPECT_EQ(read_file(output), text);
 }
 
 // `spinlm run` on a one-iteration recipe whose train, held-out and test data are Parquet
