@@ -384,6 +384,29 @@ TEST(Parquet, DataPageV2AndDeltaByteArrayFromASecondWriter) {
   }
 }
 
+TEST(Parquet, MapWhoseKeyValueGroupIsAnnotated) {
+  // Older writers mark the repeated key_value group of a MAP with MAP_KEY_VALUE.
+  const std::string file = temp_dir() + "/map_key_value.parquet";
+  const json rows = json::array({
+      {{"m", json::array({{{"key", "a"}, {"value", 1}}, {{"key", "b"}, {"value", nullptr}}})}},
+      {{"m", json::array()}},
+      {{"m", nullptr}}});
+  json data = json::array();
+  for (const json& row : rows) data.push_back(row["m"]);
+  const json description = {
+      {"file", file}, {"codec", "UNCOMPRESSED"},
+      {"schema", json::array({{{"name", "root"}, {"num_children", 1}},
+                              {{"name", "m"}, {"repetition_type", "OPTIONAL"}, {"converted_type", "MAP"}, {"num_children", 1}},
+                              {{"name", "key_value"}, {"repetition_type", "REPEATED"}, {"converted_type", "MAP_KEY_VALUE"},
+                               {"num_children", 2}},
+                              string_element("key", "REQUIRED"),
+                              {{"name", "value"}, {"type", "INT32"}, {"repetition_type", "OPTIONAL"}}})},
+      {"columns", json::array({{{"name", "m"}, {"data", data}}})}};
+  const std::vector<json> duckdb = hyparquet_write(description);
+  ASSERT_EQ(json(duckdb), rows);
+  EXPECT_EQ(json(spinlm_rows(file)), rows);
+}
+
 // ---------------------------------------------------------------- malformed files
 
 std::string read_bytes(const std::string& path) { return read_file(path); }

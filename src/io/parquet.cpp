@@ -697,8 +697,10 @@ struct SchemaBuilder {
   static bool is_list(const ParquetSchemaElement& e) {
     return e.converted_type == kList || e.logical_type == kLogicalList;
   }
+  // MAP_KEY_VALUE marks the repeated key_value group inside a MAP in older files: that group
+  // is an ordinary struct.
   static bool is_map(const ParquetSchemaElement& e) {
-    return e.converted_type == kMap || e.converted_type == kMapKeyValue || e.logical_type == kLogicalMap;
+    return e.converted_type == kMap || e.logical_type == kLogicalMap;
   }
 
   // A field for element e (already taken). as_required: treat a repeated element as one
