@@ -21,6 +21,8 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "data/arith_task.h"
+#include "eval/builtin_tasks.h"
+#include "eval/task_data.h"
 #include "generate/generate_file.h"
 #include "io/jsonl.h"
 #include "io/parquet.h"
@@ -227,6 +229,32 @@ TEST(Parquet, MapsAndUnsignedAndSmallIntegers) {
       "(i * 4000000000)::UBIGINT AS u64, (i - 50)::SMALLINT AS s16 FROM range(100) t(i)";
   expect_same_rows("maps", sql, "COMPRESSION snappy", 100);
   expect_same_rows("maps_v2", sql, "COMPRESSION zstd, PARQUET_VERSION V2", 100);
+}
+
+TEST(Parquet, ArcTaskDocsFromParquetEqualThoseFromJsonl) {
+  // The evaluation task reads its documents through the same rows.
+  const std::string sql = R"(
+    SELECT 'Mercury_' || (7000000 + i) AS id, 'Which of these is question ' || i || '?' AS question,
+           {'text': list_transform(range(4), j -> 'choice ' || j || ' for ' || i),
+            'label': list_transform(range(4), j -> chr(65 + j::INT))} AS choices,
+           chr(65 + (i % 4)::INT) AS answerKey
+    FROM range(30) t(i))";
+  std::vector<json> rows;
+  const std::string parquet = duckdb_write("arc_task", sql, "COMPRESSION zstd", rows);
+  ASSERT_EQ(rows.size(), size_t(30));
+  const std::string jsonl = temp_dir() + "/arc_task.jsonl";
+  write_jsonl_atomic(jsonl, rows);
+  const auto arc = builtin_task("arc_challenge");
+  const std::vector<EvalDoc> from_parquet = load_task_docs(parquet, arc.process);
+  const std::vector<EvalDoc> from_jsonl = load_task_docs(jsonl, arc.process);
+  ASSERT_EQ(from_parquet.size(), from_jsonl.size());
+  for (size_t i = 0; i < from_jsonl.size(); ++i) {
+    EXPECT_EQ(from_parquet[i].row, from_jsonl[i].row);
+    EXPECT_EQ(from_parquet[i].text, from_jsonl[i].text);
+    EXPECT_EQ(from_parquet[i].choices, from_jsonl[i].choices);
+    EXPECT_EQ(from_parquet[i].gold, from_jsonl[i].gold);
+    EXPECT_EQ(from_parquet[i].line, static_cast<int64_t>(i + 1));
+  }
 }
 
 TEST(Parquet, EmptyFileAndEmptyRowGroups) {
