@@ -340,7 +340,8 @@ void decode_hybrid(Bytes in, int bit_width, int64_t count, Out&& out) {
       check(bit_width == 0 || groups <= in.left(), *in.where, ": a bit-packed run runs past the end of the page");
       const size_t bytes = static_cast<size_t>(groups) * static_cast<size_t>(bit_width);
       // A writer may cut the last run short of its groups' bytes at the end of the data.
-      const int64_t values = std::min<int64_t>(static_cast<int64_t>(groups) * 8, count - done);
+      const uint64_t left = static_cast<uint64_t>(count - done);
+      const int64_t values = static_cast<int64_t>(groups >= (left + 7) / 8 ? left : groups * 8);
       const size_t used = (static_cast<size_t>(values) * bit_width + 7) / 8;
       in.need(used, "a bit-packed run");
       unpack_bits(in.pos, bit_width, values, out);
@@ -379,7 +380,9 @@ std::vector<int64_t> decode_delta_binary(Bytes& in, int64_t max_count) {
   const uint64_t miniblocks = in.uleb128();
   const uint64_t total = in.uleb128();
   int64_t value = in.zigzag();
-  check(block_size > 0 && block_size % 128 == 0 && miniblocks > 0 && block_size % miniblocks == 0 &&
+  // Writers use blocks of 128 to a few thousand values; 2^24 keeps every size below in range.
+  check(block_size > 0 && block_size <= (uint64_t{1} << 24) && block_size % 128 == 0 && miniblocks > 0 &&
+            block_size % miniblocks == 0 &&
             (block_size / miniblocks) % 32 == 0,
         *in.where, ": DELTA_BINARY_PACKED header with block size ", block_size, " and ", miniblocks,
         " miniblocks is invalid");
