@@ -571,6 +571,25 @@ TEST(ParquetMalformed, UnsupportedCodecIsNamed) {
             std::string::npos) << error;
 }
 
+// Writes NAME.parquet with DuckDB without reading it back (types the reference does not print).
+std::string duckdb_write_only(const std::string& name, const std::string& sql) {
+  const std::string path = temp_dir() + "/" + name + ".parquet";
+  const auto result = testkit::run_command("node " + shell_quote(testkit::source_path("tests/reference/parquet_duckdb.js")) +
+                                           " --write-only " + shell_quote(path) + " " + shell_quote(sql) + " 2>&1");
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  return path;
+}
+
+TEST(ParquetMalformed, UnsupportedTypesAreNamed) {
+  const std::string decimal = duckdb_write_only("decimal", "SELECT 'a' AS name, 12.5::DECIMAL(10, 2) AS price");
+  std::string error = read_error(decimal);
+  EXPECT_NE(error.find(decimal + ": column price is a DECIMAL, which spinlm does not read"), std::string::npos) << error;
+  const std::string uuid = duckdb_write_only("uuid", "SELECT uuid() AS id");
+  error = read_error(uuid);
+  EXPECT_NE(error.find(uuid + ": column id has physical type FIXED_LEN_BYTE_ARRAY, which spinlm does not read"),
+            std::string::npos) << error;
+}
+
 TEST(ParquetMalformed, RandomCorruptionIsAnErrorNeverACrash) {
   std::vector<json> expected;
   const std::string good = duckdb_write("fuzz_source", std::string(kNulls) + " LIMIT 400", "COMPRESSION snappy", expected);

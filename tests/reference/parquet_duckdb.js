@@ -6,7 +6,9 @@
 // SELECT * FROM 'OUT.parquet' and writes each row to stdout: LIST -> array, STRUCT -> object,
 // MAP -> array of {key, value}, NULL -> null, BIGINT/INTEGER -> number, DOUBLE/FLOAT -> number, VARCHAR -> string.
 //   node parquet_duckdb.js --read IN.parquet
-// only reads.
+// only reads;
+//   node parquet_duckdb.js --write-only OUT.parquet 'SELECT ...' [COPY_OPTIONS]
+// only writes (for types this script does not turn into JSON, such as DECIMAL).
 //   node parquet_duckdb.js --encodings IN.parquet
 // prints one JSON object: each column's encodings in its chunks (from parquet_metadata), e.g.
 // {"prompt": ["PLAIN", "RLE_DICTIONARY"]}. The module folder is NPM_CACHE (default: <repo>/.cache/npm/node_modules).
@@ -39,7 +41,9 @@ function plain(value) {
 function quote(text) { return "'" + text.replace(/'/g, "''") + "'"; }
 
 async function main() {
-  const args = process.argv.slice(2);
+  let args = process.argv.slice(2);
+  const writeOnly = args[0] === '--write-only';
+  if (writeOnly) args = args.slice(1);
   const instance = await duckdb.DuckDBInstance.create(':memory:', { threads: '1' });
   const connection = await instance.connect();
   let file;
@@ -62,6 +66,7 @@ async function main() {
     file = args[0];
     const options = args[2] ? ', ' + args[2] : '';
     await connection.run(`COPY (${args[1]}) TO ${quote(file)} (FORMAT PARQUET${options})`);
+    if (writeOnly) return;
   }
   const reader = await connection.runAndReadAll(`SELECT * FROM read_parquet(${quote(file)})`);
   const names = reader.columnNames();
