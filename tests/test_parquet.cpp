@@ -563,6 +563,31 @@ TEST(ParquetMalformed, CompressedPageSizeDisagrees) {
   }
 }
 
+TEST(ParquetMalformed, UnsupportedEncodingIsNamed) {
+  // The first page's DataPageHeader (field 5, 0x2c) holds num_values (0x15, varint) then
+  // encoding (0x15, PLAIN = zigzag 0); BYTE_STREAM_SPLIT (9, zigzag 0x12) is not an encoding
+  // of strings.
+  std::string bytes = read_bytes(uncompressed_file("encoding_source"));
+  size_t uncompressed = 0, compressed = 0;
+  page_size_offsets(bytes, uncompressed, compressed);
+  size_t pos = compressed;
+  while (static_cast<uint8_t>(bytes[pos]) & 0x80) ++pos;
+  ++pos;
+  ASSERT_EQ(static_cast<uint8_t>(bytes[pos]), 0x2c) << "unexpected page header layout";
+  ASSERT_EQ(static_cast<uint8_t>(bytes[pos + 1]), 0x15);
+  pos += 2;
+  while (static_cast<uint8_t>(bytes[pos]) & 0x80) ++pos;
+  ++pos;
+  ASSERT_EQ(static_cast<uint8_t>(bytes[pos]), 0x15);
+  ASSERT_EQ(static_cast<uint8_t>(bytes[pos + 1]), 0x00);
+  bytes[pos + 1] = 0x12;
+  const std::string path = temp_dir() + "/bad_encoding.parquet";
+  write_bytes(path, bytes);
+  const std::string error = read_error(path);
+  EXPECT_NE(error.find(path + " row group 0 column 0 (prompt) page 0: unsupported encoding BYTE_STREAM_SPLIT for a "
+                              "BYTE_ARRAY column"), std::string::npos) << error;
+}
+
 TEST(ParquetMalformed, UnsupportedCodecIsNamed) {
   std::vector<json> rows;
   const std::string path = duckdb_write("lz4", "SELECT 'row ' || i AS prompt FROM range(20) t(i)", "COMPRESSION lz4", rows);
