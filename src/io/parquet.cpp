@@ -60,7 +60,6 @@ std::string encoding_name(int encoding) {
 struct ParquetSchemaElement {
   std::string name;
   int type = -1;  // physical type; -1 for a group
-  int type_length = 0;
   int repetition = kRequired;
   int num_children = 0;
   int converted_type = -1;
@@ -157,7 +156,6 @@ ParquetSchemaElement read_schema_element(ThriftCompactReader& in) {
   read_struct(in, [&](int16_t id, uint8_t type) {
     using T = ThriftCompactReader;
     if (id == 1 && type == T::kI32) e.type = in.read_i32();
-    else if (id == 2 && type == T::kI32) e.type_length = in.read_i32();
     else if (id == 3 && type == T::kI32) e.repetition = in.read_i32();
     else if (id == 4 && type == T::kBinary) e.name = in.read_binary();
     else if (id == 5 && type == T::kI32) e.num_children = in.read_i32();
