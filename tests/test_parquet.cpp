@@ -483,6 +483,12 @@ TEST(ParquetMalformed, BadMagic) {
                                                               "with the magic \"PAR1\""), std::string::npos);
   EXPECT_NE(read_error(temp_dir() + "/bad_tail.parquet").find("bad_tail.parquet: not a Parquet file, or a truncated one"),
             std::string::npos);
+  // The encrypted-footer magic.
+  std::string encrypted = bytes;
+  encrypted.replace(encrypted.size() - 4, 4, "PARE");
+  write_bytes(temp_dir() + "/encrypted.parquet", encrypted);
+  EXPECT_NE(read_error(temp_dir() + "/encrypted.parquet").find("encrypted.parquet: an encrypted Parquet file (PARE)"),
+            std::string::npos);
 }
 
 TEST(ParquetMalformed, MetadataPastTheEnd) {

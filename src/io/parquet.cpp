@@ -827,9 +827,9 @@ void ParquetReader::read_footer() {
   const std::string head = read_range(0, 4, "the leading magic");
   check(head == "PAR1", path_, ": not a Parquet file: it does not start with the magic \"PAR1\"");
   const std::string tail = read_range(file_size_ - 8, 8, "the footer");
+  check(tail.substr(4) != "PARE", path_, ": an encrypted Parquet file (PARE), which spinlm does not read");
   check(tail.substr(4) == "PAR1", path_, ": not a Parquet file, or a truncated one: it does not end with the "
         "magic \"PAR1\"");
-  check(tail.substr(4) != "PARE", path_, ": an encrypted Parquet file (PARE), which spinlm does not read");
   uint32_t length = 0;
   std::memcpy(&length, tail.data(), 4);
   check(static_cast<int64_t>(length) <= file_size_ - 12, path_, ": the footer says its metadata is ", length,
