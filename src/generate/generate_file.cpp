@@ -73,6 +73,7 @@ std::vector<PromptRow> read_prompt_rows(const TextCodec& codec, const GenerateOp
     try {
       got = reader.next(value);
     } catch (const Error& error) {  // not JSON or not an object: the line still is a row
+      if (reader.is_parquet()) throw;  // a Parquet error is about the file, not one row
       ++index;
       if (options.limit >= 0 && index >= options.limit) break;
       if (selected(index)) bad_row(error.what());

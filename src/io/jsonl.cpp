@@ -1,6 +1,9 @@
 #include "io/jsonl.h"
 
+#include <glob.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include <cerrno>
 #include <cstring>
@@ -8,14 +11,66 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "io/json_text.h"
+#include "io/parquet.h"
 
 namespace spinlm {
 
-JsonlReader::JsonlReader(std::string path) : path_(std::move(path)), in_(path_, std::ios::binary) {
-  check(in_.good(), path_, ": cannot open for reading (", std::strerror(errno), ")");
+static bool is_glob(const std::string& path) { return path.find_first_of("*?[") != std::string::npos; }
+
+// The files a glob matches, sorted bytewise (glob(3) sorts by the locale's collation).
+static std::vector<std::string> glob_files(const std::string& pattern) {
+  glob_t found{};
+  const int result = ::glob(pattern.c_str(), 0, nullptr, &found);
+  std::vector<std::string> files;
+  if (result == 0) {
+    for (size_t i = 0; i < found.gl_pathc; ++i) files.emplace_back(found.gl_pathv[i]);
+  }
+  ::globfree(&found);
+  check(result == 0 || result == GLOB_NOMATCH, pattern, ": cannot expand the glob (",
+        result == GLOB_NOSPACE ? "out of memory" : "read error", ")");
+  std::sort(files.begin(), files.end());
+  return files;
 }
 
-std::string JsonlReader::where() const { return path_ + ":" + std::to_string(line_number_); }
+std::vector<std::string> expand_data_paths(const std::string& path) {
+  if (!is_glob(path) || file_exists(path)) return {path};
+  std::vector<std::string> files = glob_files(path);
+  check(!files.empty(), path, ": no files match this pattern");
+  return files;
+}
+
+bool data_path_exists(const std::string& path) {
+  return file_exists(path) || (is_glob(path) && !glob_files(path).empty());
+}
+
+JsonlReader::JsonlReader(std::string path) : files_(expand_data_paths(path)), path_(files_.front()) {
+  check(open_next_file(), path_, ": cannot open for reading");
+}
+
+JsonlReader::~JsonlReader() = default;
+
+bool JsonlReader::open_next_file() {
+  if (next_file_ >= files_.size()) return false;
+  path_ = files_[next_file_++];
+  line_number_ = 0;
+  in_.close();
+  parquet_.reset();
+  if (is_parquet_path(path_)) {
+    parquet_ = std::make_unique<ParquetReader>(path_);
+  } else {
+    in_.clear();
+    in_.open(path_, std::ios::binary);
+    check(in_.good(), path_, ": cannot open for reading (", std::strerror(errno), ")");
+  }
+  return true;
+}
+
+bool JsonlReader::is_parquet() const { return is_parquet_path(path_); }
+
+std::string JsonlReader::where() const {
+  if (parquet_) return parquet_->where();
+  return path_ + ":" + std::to_string(line_number_);
+}
 
 bool JsonlReader::read_line(std::string& line) {
   // In chunks, so that a line longer than kMaxJsonBytes is refused before it is all in memory.
@@ -42,17 +97,26 @@ bool JsonlReader::read_line(std::string& line) {
 }
 
 bool JsonlReader::next(json& row) {
-  std::string line;
-  while (read_line(line)) {
-    ++line_number_;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    row = parse_json_text(line, where());
-    check(row.is_object(), where(), ": expected a JSON object, got ", row.type_name());
-    return true;
+  while (true) {
+    if (parquet_) {
+      if (parquet_->next(row)) {
+        line_number_ = parquet_->row_number();
+        return true;
+      }
+    } else {
+      std::string line;
+      while (read_line(line)) {
+        ++line_number_;
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.find_first_not_of(" \t") == std::string::npos) continue;
+        row = parse_json_text(line, where());
+        check(row.is_object(), where(), ": expected a JSON object, got ", row.type_name());
+        return true;
+      }
+      check(!in_.bad(), path_, ": read error");
+    }
+    if (!open_next_file()) return false;
   }
-  check(!in_.bad(), path_, ": read error");
-  return false;
 }
 
 std::vector<JsonlRow> read_jsonl(const std::string& path) {

@@ -1,10 +1,12 @@
-// JSONL: one JSON value a line. Reading names the file and line of every problem;
+// JSONL: one JSON value a line. Reading names the file and line of every problem (and reads
+// Parquet files and globs of either as the same rows, see JsonlReader);
 // writing is atomic (whole file) or resumable (appended rows, then renamed into place).
 #pragma once
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,36 +14,59 @@ namespace spinlm {
 
 using json = nlohmann::json;
 
-// Streams the objects of a JSONL file. Blank lines are skipped. A line that is not valid
-// JSON, is not an object, or is not valid UTF-8 raises an Error "FILE:LINE: ...", and so
-// does one past the limits of src/io/json_text.h (nesting depth, size).
+class ParquetReader;
+
+// The files a data input names: the path itself, or for a shell-style glob (a path with
+// *, ? or [) every file it matches, sorted by name. A glob that matches nothing is an Error.
+std::vector<std::string> expand_data_paths(const std::string& path);
+// True where the path exists, or is a glob that matches at least one file.
+bool data_path_exists(const std::string& path);
+
+// Streams the row objects of a data input: a JSONL file, a Parquet file (io/parquet.h:
+// ".parquet" paths, read row group by row group), or a glob of either, file after file.
+// JSONL: blank lines are skipped; a line that is not valid JSON, is not an object, or is not
+// valid UTF-8 raises an Error "FILE:LINE: ...", and so does one past the limits of
+// src/io/json_text.h (nesting depth, size). Parquet: each row is an object of its columns;
+// errors name the file and the row group, column and page.
 class JsonlReader {
  public:
   explicit JsonlReader(std::string path);
-  // Reads the next object into row; false at the end of the file.
+  ~JsonlReader();
+  JsonlReader(const JsonlReader&) = delete;
+  JsonlReader& operator=(const JsonlReader&) = delete;
+  // Reads the next object into row; false at the end of the last file.
   bool next(json& row);
-  // 1-based line number of the row last returned.
+  // 1-based line number (JSONL) or row number (Parquet) of the row last returned, in its file.
   int64_t line_number() const { return line_number_; }
+  // The file the row last returned came from.
   const std::string& path() const { return path_; }
-  // "FILE:LINE" of the row last returned, for error messages.
+  // "FILE:LINE" (JSONL) or "FILE row N" (Parquet) of the row last returned, for error messages.
   std::string where() const;
+  // True while reading a Parquet file: its errors are about the file, never one row that
+  // could be skipped.
+  bool is_parquet() const;
 
  private:
+  // Opens files_[next_file_]; false when none is left.
+  bool open_next_file();
   // The next line without its newline; false at the end of the file.
   bool read_line(std::string& line);
 
+  std::vector<std::string> files_;
+  size_t next_file_ = 0;
   std::string path_;
   std::ifstream in_;
+  std::unique_ptr<ParquetReader> parquet_;
   int64_t line_number_ = 0;
 };
 
 // A row with the place it came from, for errors raised after reading.
 struct JsonlRow {
   json value;
-  int64_t line = 0;
+  int64_t line = 0;  // line (JSONL) or row (Parquet) number in its file
 };
 
-// All object rows of a file.
+// All object rows of a data input (JSONL, Parquet, or a glob of them).
 std::vector<JsonlRow> read_jsonl(const std::string& path);
 
 // Field access that names file, line and field in its errors.

@@ -12,6 +12,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "eval/answer_distribution.h"
+#include "io/jsonl.h"
 #include "eval/builtin_tasks.h"
 #include "eval/evaluator.h"
 #include "eval/task_yaml.h"
@@ -412,7 +413,7 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
           ": key 'evaluation.distribution' needs data.test or data.heldout");
     for (const std::string* path : {&recipe.data.test, &recipe.data.heldout}) {
       if (path->empty()) continue;
-      check(file_exists(*path), e.where(e.get("distribution")), ": data file ", *path, " does not exist");
+      check(data_path_exists(*path), e.where(e.get("distribution")), ": data file ", *path, " does not exist");
       check(rows_list_valid_answers(*path), e.where(e.get("distribution")),
             ": key 'evaluation.distribution' needs rows that list their valid answers (\"solutions\"), and ",
             *path, " has none: this task carries no answer distribution");

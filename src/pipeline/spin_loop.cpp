@@ -432,7 +432,7 @@ void check_inputs(const Recipe& recipe) {
   check(file_exists(recipe.model_name_or_path + "/config.json"), recipe.source, ": model_name_or_path ",
         recipe.model_name_or_path, " is not a model folder (no config.json)");
   for (const std::string* path : {&recipe.data.train, &recipe.data.heldout, &recipe.data.test})
-    check(path->empty() || file_exists(*path), recipe.source, ": data file ", *path, " does not exist");
+    check(path->empty() || data_path_exists(*path), recipe.source, ": data file ", *path, " does not exist");
 }
 
 // How an iteration's training moved on its own pairs: logps/real and rewards/margins of the
@@ -750,10 +750,10 @@ class SpinRun {
       // The SFT rows the SPIN pairs came from: the first max_train_samples rows of data.train.
       const std::string data = it + "/train.jsonl";
       std::vector<json> rows;
-      for (const JsonlRow& row : read_jsonl(recipe_.data.train)) {
-        if (recipe_.data.max_train_samples > 0 && int64_t(rows.size()) >= recipe_.data.max_train_samples) break;
-        rows.push_back(row.value);
-      }
+      JsonlReader reader(recipe_.data.train);
+      for (json row; !(recipe_.data.max_train_samples > 0 && int64_t(rows.size()) >= recipe_.data.max_train_samples) &&
+                     reader.next(row);)
+        rows.push_back(std::move(row));
       if (ranks_.writer()) write_jsonl_atomic(data, rows);
       ranks_.sync();
       SftTrainOptions o;
