@@ -501,6 +501,27 @@ TEST(Run, FinishedTrainingFolderKeepsNoOptimizerStateAndResumeSaysFinished) {
 // The stop rule reads eval files, so a run folder whose steps are all recorded shows what it
 // decides: patience on validation exact match stops when validation stops improving, even
 // when the test number improves, and goes on when validation improves while test gets worse.
+// The outputs of the generate and train steps a test records by hand, whole (a resumed run
+// redoes a recorded step whose outputs are missing or broken): a pairs file, the held-out
+// pairs and their scores, a metrics file, and a real tiny model.
+void write_recorded_outputs(const std::string& run, int iterations) {
+  const std::string model = run + "/../tiny-model";
+  if (!file_exists(model + "/config.json")) {
+    const auto made = testkit::run_spinlm("init-model --arch llama --vocab byte --hidden-size 16 --intermediate-size 32 "
+                                          "--layers 1 --heads 2 --seed 1 --out " + shell_quote(model));
+    ASSERT_EQ(made.exit_code, 0) << made.output;
+  }
+  for (int t = 0; t < iterations; ++t) {
+    const std::string it = run + "/iter_" + std::to_string(t);
+    make_directories(it);
+    for (const char* file : {"/pairs.jsonl", "/heldout_pairs.jsonl"}) write_file_atomic(it + file, "{}\n");
+    write_file_atomic(it + "/heldout_opponent_logprobs.json", R"({"real": [], "generated": []})");
+    write_file_atomic(it + "/metrics.jsonl", "");
+    fs::remove_all(it + "/model");
+    fs::copy(model, it + "/model", fs::copy_options::recursive);
+  }
+}
+
 TEST(StopRule, ReadsTheValidationSplitNeverTheTestSplit) {
   for (const bool validation_improves : {true, false}) {
     const std::string dir = testkit::make_temp_dir("stop-rule");
@@ -520,6 +541,7 @@ TEST(StopRule, ReadsTheValidationSplitNeverTheTestSplit) {
       state.iteration_dir(0);
       if (validation_improves) state.iteration_dir(1);
     }
+    write_recorded_outputs(run, 2);
     write_file_atomic(run + "/sft_eval.json", R"({"exact_match": 0.20, "heldout_exact_match": 0.30})");
     // Validation and test disagree in both cases.
     write_file_atomic(run + "/iter_0/eval.json", validation_improves
@@ -568,6 +590,7 @@ TEST(StopRule, RewardAccuracyAtTheFixedPointOnlyAfterTheModelMoved) {
       state.iteration_dir(0);
       state.iteration_dir(1);
     }
+    write_recorded_outputs(run, 2);
     write_file_atomic(run + "/sft_eval.json", "{}");
     // 0.56 is 1.5 standard errors (0.04) from 0.5: the fixed point within 2 standard errors.
     const json eval = {{"heldout_reward_accuracy", 0.56}, {"heldout_reward_accuracy_stderr", 0.04},
