@@ -35,14 +35,7 @@ GenerateSummary run(const GenerateOptions& options, DistContext& dist, const Gen
   } else {
     summary = generate(mine);
   }
-  dist.barrier();  // every shard file is complete
-  std::vector<std::string> shards;
-  for (int r = 0; r < dist.world_size(); ++r) shards.push_back(rank_file_path(options.output_path, r, dist.world_size()));
-  if (dist.rank() == 0) {
-    merge_shards_by_index(shards, options.output_path);
-    for (const std::string& shard : shards) std::remove(shard.c_str());
-  }
-  dist.barrier();  // OUTPUT exists before any rank returns
+  merge_rank_files(options.output_path, dist);
   return summary;
 }
 
@@ -50,6 +43,17 @@ GenerateSummary run(const GenerateOptions& options, DistContext& dist, const Gen
 
 std::string rank_file_path(const std::string& output_path, int rank, int world_size) {
   return output_path + ".rank-" + std::to_string(rank) + "-of-" + std::to_string(world_size);
+}
+
+void merge_rank_files(const std::string& output_path, DistContext& dist) {
+  dist.barrier();  // every rank's file is complete
+  if (dist.rank() == 0) {
+    std::vector<std::string> shards;
+    for (int r = 0; r < dist.world_size(); ++r) shards.push_back(rank_file_path(output_path, r, dist.world_size()));
+    merge_shards_by_index(shards, output_path);
+    for (const std::string& shard : shards) std::remove(shard.c_str());
+  }
+  dist.barrier();  // OUTPUT exists before any rank returns
 }
 
 void merge_shards_by_index(const std::vector<std::string>& shard_paths, const std::string& output_path) {

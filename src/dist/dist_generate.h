@@ -25,6 +25,10 @@ GenerateSummary generate_file_distributed(const Transformer& model, const TextCo
 // OUTPUT.rank-R-of-W
 std::string rank_file_path(const std::string& output_path, int rank, int world_size);
 
+// After each rank wrote its rows into rank_file_path(output_path, rank, world): rank 0 merges
+// them by index into output_path and removes them; output_path exists on every rank's return.
+void merge_rank_files(const std::string& output_path, DistContext& dist);
+
 // Merges JSONL shard files whose rows carry an integer "index" into one file in index order
 // (the lines are copied unchanged); Error naming a file:line for a row without an index or an
 // index that appears twice.

@@ -166,16 +166,8 @@ nlohmann::json distribution(const Evaluation& e, const Split& split, const std::
     write_jsonl_atomic(rows_path, rows);
     return summarize_distribution(mine, split.prefix);
   }
-  const auto shard = [&](int64_t r) { return rank_file_path(rows_path, int(r), int(e.ranks.count())); };
-  write_jsonl_atomic(shard(e.ranks.index()), rows);
-  e.ranks.sync();
-  if (e.ranks.writer()) {
-    std::vector<std::string> shards;
-    for (int64_t r = 0; r < e.ranks.count(); ++r) shards.push_back(shard(r));
-    merge_shards_by_index(shards, rows_path);
-    for (const std::string& path : shards) std::remove(path.c_str());
-  }
-  e.ranks.sync();
+  write_jsonl_atomic(rank_file_path(rows_path, int(e.ranks.index()), int(e.ranks.count())), rows);
+  merge_rank_files(rows_path, *e.ranks.dist);
   std::vector<ProblemDistribution> problems;
   for (const JsonlRow& row : read_jsonl(rows_path))
     problems.push_back(problem_from_json(row.value, rows_path + ":" + std::to_string(row.line)));
@@ -560,12 +552,18 @@ class SpinRun {
   // What is wrong with a recorded step's outputs ("" when they are whole): each file is there
   // and reads (JSON parses, every JSONL line parses, a model's safetensors headers fit their
   // files).
+  // The folder of a step's outputs: "iter_T/..." -> RUN/iter_T, "control_T/..." ->
+  // RUN/control/iter_T, "sft_eval" -> RUN.
+  static std::string step_folder(const std::string& step, const std::string& run_dir) {
+    const std::string head = step.substr(0, step.find('/'));
+    if (head == "sft_eval") return run_dir;
+    return head.rfind("control_", 0) == 0 ? run_dir + "/control/iter_" + head.substr(8) : run_dir + "/" + head;
+  }
+
   static std::string broken_output(const std::string& step, const Recipe& recipe, const std::string& run_dir) {
     const size_t slash = step.find('/');
     const std::string head = step.substr(0, slash), action = slash == std::string::npos ? "" : step.substr(slash + 1);
-    const bool control = head.rfind("control_", 0) == 0;
-    const std::string folder =
-        head == "sft_eval" ? run_dir : run_dir + (control ? "/control/iter_" + head.substr(8) : "/" + head);
+    const std::string folder = step_folder(step, run_dir);
     std::vector<std::string> json_files, jsonl_files, models;
     if (head == "sft_eval") json_files = {run_dir + "/sft_eval.json"};
     if (action == "generate") {
@@ -610,12 +608,8 @@ class SpinRun {
       if (problem.empty()) continue;
       log_warning("state.json records step ", step, " as done, but ", problem, "; doing it again, with every later step");
       state.log("repair: step " + step + " is redone (" + problem + ")");
-      if (step.size() > 6 && step.compare(step.size() - 6, 6, "/train") == 0) {
-        const std::string head = step.substr(0, step.find('/'));
-        const std::string model = head.rfind("control_", 0) == 0 ? run_dir + "/control/iter_" + head.substr(8) + "/model"
-                                                                 : run_dir + "/" + head + "/model";
-        fs::remove_all(model);
-      }
+      if (step.size() > 6 && step.compare(step.size() - 6, 6, "/train") == 0)
+        fs::remove_all(step_folder(step, run_dir) + "/model");
       state.forget_from(step);
       return;
     }
