@@ -42,4 +42,6 @@ std::string signal_name(int signal) {
   }
 }
 
+std::string stop_cause() { return stop_requested() ? signal_name(stop_signal()) : "a signal to another rank"; }
+
 }  // namespace spinlm

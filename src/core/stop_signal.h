@@ -32,4 +32,8 @@ inline bool stop_requested() { return stop_signal() != 0; }
 // "SIGTERM", "SIGINT", "SIGUSR1" (or "signal N").
 std::string signal_name(int signal);
 
+// What stopped a job that several ranks agreed to stop: this rank's signal, or "a signal to
+// another rank".
+std::string stop_cause();
+
 }  // namespace spinlm

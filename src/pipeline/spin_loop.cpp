@@ -654,7 +654,7 @@ class SpinRun {
     // Preemption (core/stop_signal.h): a signal during a step that has no safe point of its
     // own (evaluation, scoring) stops the run once the step is recorded.
     if (ranks_.any(stop_requested()))
-      throw Preempted("run stopped by " + (stop_requested() ? signal_name(stop_signal()) : "a signal to another rank") +
+      throw Preempted("run stopped by " + stop_cause() +
                       " after step " + name + ": rerun the same command with --resume to continue");
   }
 

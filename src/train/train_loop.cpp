@@ -219,7 +219,7 @@ TrainLoopResult run_train_loop(Transformer& model, const TrainLoopOptions& optio
       if (stop[0] > 0) {
         const std::string folder = "checkpoint-" + std::to_string(state.global_step);
         if (!saved_now) save(folder);
-        throw Preempted("training stopped by " + (stop_requested() ? signal_name(stop_signal()) : "a signal to another rank") +
+        throw Preempted("training stopped by " + stop_cause() +
                         " after step " + std::to_string(state.global_step) + " of " + std::to_string(total_steps) +
                         "; checkpoint " + (fs::path(options.output_dir) / folder).string() +
                         " saved: rerun the same command with --resume to continue");
