@@ -24,6 +24,7 @@
 #include "io/jsonl.h"
 #include "model/device_choice.h"
 #include "testkit.h"
+#include "testkit_data.h"
 
 namespace spinlm {
 namespace {
@@ -254,10 +255,7 @@ std::map<std::string, std::string> safetensors_dtypes(const std::string& path) {
 std::string recipe() {
   static const std::string path = [] {
     const std::string path = fixture().dir + "/recipe.yaml";
-    const ArithSplits splits = make_arith_splits(17, {4, 4, 4});
-    write_arith_jsonl(fixture().dir + "/train.jsonl", splits.train);
-    write_arith_jsonl(fixture().dir + "/heldout.jsonl", splits.validation);
-    write_arith_jsonl(fixture().dir + "/test.jsonl", splits.test);
+    testkit::write_arith_split_files(fixture().dir, 17, {4, 4, 4});
     write_file_atomic(path, "model_name_or_path: model\n"
                             "seed: 3\nlearning_rate: 1.0e-3\nnum_train_epochs: 1\n"
                             "per_device_train_batch_size: 2\nmax_length: 96\nmax_prompt_length: 64\n"

@@ -17,6 +17,7 @@
 #include "io/jsonl.h"
 #include "model/hf_model.h"
 #include "testkit.h"
+#include "testkit_data.h"
 #include "testkit_process.h"
 
 namespace spinlm {
@@ -36,10 +37,7 @@ class DistRun : public ::testing::Test {
     const auto init = testkit::run_spinlm("init-model --arch llama --vocab byte --hidden-size 32 --intermediate-size 64 "
                                           "--layers 2 --heads 2 --seed 3 --out " + shell_quote(dir_ + "/model"));
     ASSERT_EQ(init.exit_code, 0) << init.output;
-    const ArithSplits splits = make_arith_splits(9, {30, 9, 9});
-    write_arith_jsonl(dir_ + "/train.jsonl", splits.train);
-    write_arith_jsonl(dir_ + "/heldout.jsonl", splits.validation);
-    write_arith_jsonl(dir_ + "/test.jsonl", splits.test);
+    testkit::write_arith_split_files(dir_, 9, {30, 9, 9});
     // Global batch 4 = micro-batches of 2 x 2 accumulation steps: one micro-batch per rank
     // per step on two ranks, both on one. 30 prompts: an uneven last batch. Odd split sizes,
     // so the ranks' shares differ.

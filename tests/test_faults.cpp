@@ -13,6 +13,7 @@
 #include "io/jsonl.h"
 #include "model/hf_model.h"
 #include "testkit.h"
+#include "testkit_data.h"
 
 namespace spinlm {
 namespace {
@@ -94,10 +95,7 @@ TEST_F(Faults, WriteErrorOnTheFinalModelNamesItAndResumeWritesIt) {
 }
 
 TEST_F(Faults, FullDiskInARunNamesTheFileAndResumeEndsAsTheRunThatNeverFailed) {
-  const ArithSplits splits = make_arith_splits(4, {10, 6, 6});
-  write_arith_jsonl(dir_ + "/train.jsonl", splits.train);
-  write_arith_jsonl(dir_ + "/heldout.jsonl", splits.validation);
-  write_arith_jsonl(dir_ + "/test.jsonl", splits.test);
+  testkit::write_arith_split_files(dir_, 4, {10, 6, 6});
   write_file_atomic(dir_ + "/recipe.yaml", R"(model_name_or_path: model
 seed: 5
 learning_rate: 1.0e-3

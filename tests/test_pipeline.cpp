@@ -26,6 +26,7 @@
 #include "pipeline/run_state.h"
 #include "pipeline/spin_loop.h"
 #include "testkit.h"
+#include "testkit_data.h"
 #include "testkit_process.h"
 
 namespace spinlm {
@@ -218,10 +219,7 @@ const Fixture& fixture() {
     const auto init = testkit::run_spinlm("init-model --arch llama --vocab byte --hidden-size 32 --intermediate-size 64 --layers 2 "
                                           "--heads 2 --seed 3 --out " + shell_quote(f.dir + "/model"));
     EXPECT_EQ(init.exit_code, 0) << init.output;
-    const ArithSplits splits = make_arith_splits(9, {24, 8, 8});
-    write_arith_jsonl(f.dir + "/train.jsonl", splits.train);
-    write_arith_jsonl(f.dir + "/heldout.jsonl", splits.validation);
-    write_arith_jsonl(f.dir + "/test.jsonl", splits.test);
+    testkit::write_arith_split_files(f.dir, 9, {24, 8, 8});
     f.recipe = f.dir + "/recipe.yaml";
     write_file_atomic(f.recipe, R"(model_name_or_path: model
 seed: 5

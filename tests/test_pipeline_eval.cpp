@@ -16,6 +16,7 @@
 #include "eval/metrics.h"
 #include "model/hf_model.h"
 #include "testkit.h"
+#include "testkit_data.h"
 #include "text/byte_vocab.h"
 #include "text/text_codec.h"
 
@@ -41,10 +42,7 @@ const TaskRun& task_run() {
     const auto init = testkit::run_spinlm("init-model --arch llama --vocab byte --hidden-size 32 --intermediate-size 64 "
                                           "--layers 2 --heads 2 --seed 4 --out " + shell_quote(r.dir + "/model"));
     EXPECT_EQ(init.exit_code, 0) << init.output;
-    const ArithSplits splits = make_arith_splits(11, {8, 4, 4});
-    write_arith_jsonl(r.dir + "/train.jsonl", splits.train);
-    write_arith_jsonl(r.dir + "/heldout.jsonl", splits.validation);
-    write_arith_jsonl(r.dir + "/test.jsonl", splits.test);
+    testkit::write_arith_split_files(r.dir, 11, {8, 4, 4});
     write_file_atomic(r.dir + "/recipe.yaml", "model_name_or_path: model\n"
                                               "learning_rate: 1.0e-3\nnum_train_epochs: 1\n"
                                               "per_device_train_batch_size: 4\nmax_length: 160\nmax_prompt_length: 120\n"

@@ -15,6 +15,7 @@
 #include "io/jsonl.h"
 #include "model/hf_model.h"
 #include "testkit.h"
+#include "testkit_data.h"
 #include "testkit_process.h"
 
 namespace spinlm {
@@ -148,10 +149,7 @@ TEST_F(Preemption, SecondSignalStopsAtOnceAndWhatIsLeftResumes) {
 }
 
 TEST_F(Preemption, SigtermDuringARunsEvaluationStopsAfterTheStepAndResumeMatches) {
-  const ArithSplits splits = make_arith_splits(4, {12, 40, 40});
-  write_arith_jsonl(dir_ + "/train.jsonl", splits.train);
-  write_arith_jsonl(dir_ + "/heldout.jsonl", splits.validation);
-  write_arith_jsonl(dir_ + "/test.jsonl", splits.test);
+  testkit::write_arith_split_files(dir_, 4, {12, 40, 40});
   write_file_atomic(dir_ + "/recipe.yaml", R"(model_name_or_path: model
 seed: 5
 learning_rate: 1.0e-3

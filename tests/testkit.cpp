@@ -1,5 +1,6 @@
 #include "testkit.h"
 #include "testkit_process.h"
+#include "testkit_data.h"
 
 #include <unistd.h>
 
@@ -84,6 +85,13 @@ bool wait_for_text(const std::string& path, const std::string& text, double limi
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   return false;
+}
+
+void write_arith_split_files(const std::string& dir, uint64_t seed, const ArithSplitSizes& sizes) {
+  const ArithSplits splits = make_arith_splits(seed, sizes);
+  write_arith_jsonl(dir + "/train.jsonl", splits.train);
+  write_arith_jsonl(dir + "/heldout.jsonl", splits.validation);
+  write_arith_jsonl(dir + "/test.jsonl", splits.test);
 }
 
 std::string shell_quote(const std::string& text) {
