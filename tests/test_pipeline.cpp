@@ -122,8 +122,7 @@ TEST(Recipe, EvaluationTasksAreValidatedWithKeyAndLine) {
   EXPECT_EQ(r.evaluation.data_dir, data);
   EXPECT_EQ(r.evaluation.num_fewshot, 1);
   EXPECT_NE(recipe_to_json(r).find("\"tasks\""), std::string::npos);
-  // Without tasks, recipe.json stays as it was before tasks existed (old runs resume).
-  EXPECT_EQ(recipe_to_json(parse_recipe(kMinimal, "r.yaml")).find("tasks"), std::string::npos);
+  EXPECT_EQ(json::parse(recipe_to_json(parse_recipe(kMinimal, "r.yaml")))["evaluation"]["tasks"], json::array());
 
   const std::string empty = testkit::make_temp_dir("empty-eval-data");
   struct Case {

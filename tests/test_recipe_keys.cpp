@@ -1,8 +1,8 @@
 // The recipe keys that make a run fit its hardware (gradient_checkpointing, bf16 / torch_dtype,
 // optimizer_state_dtype, save_steps, device): each parsed at the top level and per iteration
-// where it belongs, bad values named with key and FILE:LINE, recorded in recipe.json only when
-// set, combined with --device/--dtype as recipe.h says; an unknown key suggests the nearest
-// known one; a tiny `spinlm run` with gradient checkpointing and save_steps writes resumable
+// where it belongs, bad values named with key and FILE:LINE, recorded in recipe.json (every
+// key, from the one table that also prints the key list and docs/recipe-keys.md), combined
+// with --device/--dtype as recipe.h says; an unknown key suggests the nearest known one; a tiny `spinlm run` with gradient checkpointing and save_steps writes resumable
 // checkpoints inside both trainings (SPIN and the control's SFT) and ends on the weights of
 // the run without them; bf16 and optimizer_state_dtype reach both trainers; `run --check`
 // prints the resolved settings and the memory estimate.
@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <functional>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "core/atomic_file.h"
@@ -91,17 +92,57 @@ TEST(RecipeKeys, EachKeyIsParsedAtTheTopAndPerIteration) {
     EXPECT_EQ(parse_recipe(kMinimal + "device: " + device + "\n", "r.yaml").placement.device, device);
 }
 
-TEST(RecipeKeys, RecipeJsonRecordsThemOnlyWhenSet) {
-  // Unset (or set to what changes nothing): recipe.json is what it was before these keys.
-  const std::string before = recipe_to_json(parse_recipe(kMinimal, "r.yaml"));
-  const json unset = json::parse(before);
-  for (const char* key : {"device", "torch_dtype", "bf16"}) EXPECT_FALSE(unset.contains(key)) << key;
-  for (const char* key : {"gradient_checkpointing", "optimizer_state_dtype", "save_steps"})
-    EXPECT_FALSE(unset["iterations"][0].contains(key)) << key;
-  EXPECT_EQ(recipe_to_json(parse_recipe(kMinimal + "gradient_checkpointing: false\noptimizer_state_dtype: float32\n"
-                                                   "save_steps: 0\ndevice: auto\ntorch_dtype: auto\n",
-                                        "r.yaml")),
-            before);
+// The key list's lines "INDENT key: value  # help" as (section path, key, value) triples;
+// a line without a value opens a section (data:, generation:, ...) or is a key without default.
+struct ListedKey {
+  std::string section, key, value;
+};
+std::vector<ListedKey> listed_keys(const std::string& list) {
+  std::vector<ListedKey> keys;
+  std::vector<std::string> open;  // section names by indent level
+  std::istringstream in(list);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    const size_t indent = line.find_first_not_of(' ');
+    const std::string body = line.substr(indent, line.find(" # ") - indent);
+    const size_t colon = body.find(':');
+    const std::string key = body.substr(0, colon);
+    std::string value = body.substr(colon + 1);
+    value.erase(0, value.find_first_not_of(' '));
+    value.erase(value.find_last_not_of(' ') + 1);
+    open.resize(indent / 2);
+    std::string section;
+    for (const std::string& name : open) section += (section.empty() ? "" : ".") + name;
+    keys.push_back({section, key, value});
+    open.push_back(key);
+  }
+  return keys;
+}
+
+TEST(RecipeKeys, RecipeJsonRecordsEveryListedKey) {
+  // Every key of the list (one table drives both) that changes what a run computes is in
+  // recipe.json, in its section, with the listed default.
+  // (With both data sets: without them the evaluations that need one are off.)
+  const json recorded =
+      json::parse(recipe_to_json(parse_recipe(kMinimal + "  heldout: h.jsonl\n  test: x.jsonl\n", "r.yaml")));
+  std::set<std::string> sections = {"data", "generation", "evaluation", "stop", "control", "iterations"};
+  int64_t checked = 0;
+  for (const ListedKey& k : listed_keys(recipe_key_list())) {
+    if (k.section.empty() && sections.count(k.key)) continue;  // a section header
+    if (k.key == "output_dir" || k.key == "num_iterations" || k.key == "bf16" || k.key == "negatives") continue;
+    const bool train = k.section.empty() && !recorded.contains(k.key);
+    json where = train ? recorded["iterations"][0] : recorded;
+    std::istringstream parts(k.section);
+    for (std::string part; std::getline(parts, part, '.');) where = where[part];
+    ASSERT_TRUE(where.contains(k.key)) << k.section << "." << k.key;
+    if (!k.value.empty() && k.key != "model_name_or_path") {
+      // The list prints JSON for numbers, flags, lists and null, and strings bare.
+      const json listed = json::accept(k.value) ? json::parse(k.value) : json(k.value);
+      EXPECT_EQ(where[k.key], listed) << k.section << "." << k.key;
+    }
+    ++checked;
+  }
+  EXPECT_GT(checked, 50);
   const json set = json::parse(recipe_to_json(parse_recipe(
       kMinimal + "device: cpu\nbf16: true\niterations:\n  - {gradient_checkpointing: true, save_steps: 7}\n"
                  "  - {optimizer_state_dtype: bfloat16}\n",
@@ -110,12 +151,53 @@ TEST(RecipeKeys, RecipeJsonRecordsThemOnlyWhenSet) {
   EXPECT_EQ(set.at("torch_dtype"), "bfloat16");
   EXPECT_EQ(set["iterations"][0].at("gradient_checkpointing"), true);
   EXPECT_EQ(set["iterations"][0].at("save_steps"), 7);
-  EXPECT_FALSE(set["iterations"][0].contains("optimizer_state_dtype"));
-  EXPECT_EQ(set["iterations"][1].at("optimizer_state_dtype"), "bf16");
-  EXPECT_FALSE(set["iterations"][1].contains("gradient_checkpointing"));
-  // bf16: true and torch_dtype: bfloat16 are the same setting.
+  EXPECT_EQ(set["iterations"][0].at("optimizer_state_dtype"), "float32");
+  EXPECT_EQ(set["iterations"][1].at("optimizer_state_dtype"), "bfloat16");
+  EXPECT_EQ(set["iterations"][1].at("gradient_checkpointing"), false);
+  // bf16: true and torch_dtype: bfloat16 are the same setting; so are a default written out
+  // and left out.
   EXPECT_EQ(recipe_to_json(parse_recipe(kMinimal + "bf16: true\n", "r.yaml")),
             recipe_to_json(parse_recipe(kMinimal + "torch_dtype: bfloat16\n", "r.yaml")));
+  EXPECT_EQ(recipe_to_json(parse_recipe(kMinimal + "gradient_checkpointing: false\noptimizer_state_dtype: float32\n"
+                                                   "save_steps: 0\ndevice: auto\ntorch_dtype: auto\n",
+                                        "r.yaml")),
+            recipe_to_json(parse_recipe(kMinimal, "r.yaml")));
+}
+
+TEST(RecipeKeys, TheListedDefaultsParseToTheDefaultRecipe) {
+  // The list, with the two required values filled in, is a recipe; it means the defaults.
+  // Left out: keys that are only allowed beside another (evaluation.num_fewshot and limit
+  // need tasks; negatives' settings need reject: verified; min_train_margin needs
+  // reward_accuracy_stderrs), and keys without a default.
+  std::string yaml;
+  std::istringstream in(recipe_key_list());
+  const std::set<std::string> dependent = {"num_fewshot", "limit", "verifier", "max_resamples", "min_train_margin"};
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    const std::string body = line.substr(0, line.find(" # "));
+    const size_t colon = body.find(':');
+    const std::string key = body.substr(body.find_first_not_of(' '), colon - body.find_first_not_of(' '));
+    const bool header = body.find_first_not_of(' ', colon + 1) == std::string::npos;
+    if (key == "model_name_or_path") { yaml += "model_name_or_path: m\n"; continue; }
+    if (key == "train") { yaml += "  train: t.jsonl\n"; continue; }
+    if (dependent.count(key)) continue;
+    if (header && (key == "data" || key == "generation" || key == "negatives" || key == "evaluation" ||
+                   key == "stop" || key == "control"))
+      yaml += body + "\n";
+    else if (!header)
+      yaml += body + "\n";
+  }
+  EXPECT_EQ(recipe_to_json(parse_recipe(yaml, "listed.yaml")), recipe_to_json(parse_recipe(kMinimal, "r.yaml")))
+      << yaml;
+}
+
+TEST(RecipeKeys, DocsListEqualsTheKeyTable) {
+  const std::string doc = read_file(testkit::source_path("docs/recipe-keys.md"));
+  const size_t begin = doc.find("```yaml\n");
+  ASSERT_NE(begin, std::string::npos);
+  const size_t end = doc.find("```", begin + 8);
+  EXPECT_EQ(doc.substr(begin + 8, end - begin - 8), recipe_key_list())
+      << "docs/recipe-keys.md is behind the key tables: regenerate its block with `spinlm run --list-keys`";
 }
 
 TEST(RecipeKeys, BadValuesNameTheKeyAndLine) {
@@ -202,8 +284,8 @@ TEST(RecipeKeys, UnknownKeySuggestsTheNearestKnownOne) {
       {kMinimal + "evaluation:\n  exactmatch: true\n", "did you mean 'evaluation.exact_match'?"},
       // Nothing close: no guess, and no list of every key.
       {kMinimal + "iterations:\n  - {lr: 1}\n",
-       "r.yaml:5: unknown key 'iterations[0].lr' (not a key here, nor close to one; the keys are listed in "
-       "src/pipeline/recipe.h)"},
+       "r.yaml:5: unknown key 'iterations[0].lr' (not a key here, nor close to one; `spinlm run --list-keys` "
+       "lists them)"},
       {kMinimal + "colour: blue\n", "r.yaml:4: unknown key 'colour' (not a key here, nor close to one"},
   };
   for (const Case& c : cases) {

@@ -117,8 +117,8 @@ TEST(Recipe, MeasuresNegativesAndStopRuleKeys) {
   const json recorded = json::parse(recipe_to_json(r));
   EXPECT_EQ(recorded["generation"]["negatives"]["verifier"], "solution");
   EXPECT_EQ(recorded["stop"]["reward_accuracy_stderrs"], 2.0);
-  // Without the extension the recorded recipe has no trace of it.
-  EXPECT_FALSE(json::parse(recipe_to_json(parse_recipe(kMinimal, "r.yaml")))["generation"].contains("negatives"));
+  // Without the extension the recorded recipe says it is off.
+  EXPECT_EQ(json::parse(recipe_to_json(parse_recipe(kMinimal, "r.yaml")))["generation"]["negatives"]["reject"], "none");
   const std::vector<std::pair<std::string, std::string>> mistakes = {
       {"model_name_or_path: m\ndata: {train: t.jsonl, heldout: " + dir + "/plain.jsonl}\nevaluation: {distribution: true}\n",
        "r.yaml:3: key 'evaluation.distribution' needs rows that list their valid answers"},

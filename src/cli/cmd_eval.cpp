@@ -45,7 +45,8 @@ CommandAction setup_eval(CLI::App& app) {
   app.add_option("--data-dir", o.eval.data_dir, "folder of the task JSONL files");
   app.add_option("--num-fewshot", o.eval.num_fewshot,
                  "few-shot examples per prompt (default: each task's; 0-shot tasks stay 0-shot)");
-  app.add_option("--limit", o.eval.limit, "only the first N documents of each task (and held-out rows)");
+  app.add_option("--limit", o.eval.limit, "only the first N documents of each task (and held-out rows)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--batch-size", o.eval.batch_size, "sequences per forward / rows decoded together")
       ->capture_default_str();
   app.add_option("--max-length", o.eval.max_length, "model context for tasks (0: max_position_embeddings)")

@@ -43,7 +43,7 @@ CommandAction setup_generate(CLI::App& app) {
       ->capture_default_str();
   app.add_option("--system", o.system, "system message before the user turn (chat format)");
   app.add_option("--stop", o.stop, "stop string (repeatable); the answer is cut before it");
-  app.add_option("--limit", o.limit, "only the first N rows");
+  app.add_option("--limit", o.limit, "only the first N rows")->check(CLI::PositiveNumber);
   app.add_option("--shard", *shard, "only rows i with i % N == I")->capture_default_str();
   app.add_flag("--skip-bad", o.skip_bad, "skip bad rows with a warning instead of stopping");
   app.add_option("--device", o.device, kDeviceHelp);

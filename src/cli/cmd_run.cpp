@@ -28,6 +28,7 @@ struct RunCliOptions {
   std::string output;
   bool resume = false;
   bool validate_only = false;
+  bool list_keys = false;
   std::string device = "auto";
   std::string dtype = "auto";
 };
@@ -99,7 +100,7 @@ void print_check(const std::string& config, const Recipe& recipe, const RunPlace
   }
   const ModelConfig model = load_config(config_json);
   int64_t rows = count_rows(recipe.data.train);
-  if (rows >= 0 && recipe.data.max_train_samples > 0) rows = std::min(rows, recipe.data.max_train_samples);
+  if (rows >= 0 && has_limit(recipe.data.max_train_samples)) rows = std::min(rows, recipe.data.max_train_samples);
   const int64_t world = dist_env_from_environment().world_size;
   std::printf("peak memory per training process (estimate: src/train/memory_estimate.h), %s, %.3g parameters, "
               "attention %s, %lld process%s:\n",
@@ -148,7 +149,8 @@ void print_check(const std::string& config, const Recipe& recipe, const RunPlace
 
 CommandAction setup_run(CLI::App& app) {
   auto o = std::make_shared<RunCliOptions>();
-  app.add_option("--config", o->config, "recipe YAML (see examples/)")->required();
+  app.add_option("--config", o->config, "recipe YAML (see examples/; --list-keys lists its keys)");
+  app.add_flag("--list-keys", o->list_keys, "print every recipe key with its default and meaning, and exit");
   app.add_option("--output", o->output, "run folder (default: the recipe's output_dir)");
   app.add_flag("--resume", o->resume, "continue a killed run in the same folder");
   app.add_flag("--check", o->validate_only,
@@ -159,6 +161,11 @@ CommandAction setup_run(CLI::App& app) {
   app.add_option("--dtype", o->dtype, std::string(kTrainingDtypeHelp) + "; must agree with the recipe's "
                                       "torch_dtype / bf16 when both are given");
   return [o] {
+    if (o->list_keys) {
+      std::printf("%s", recipe_key_list().c_str());
+      return;
+    }
+    check(!o->config.empty(), "spinlm run needs --config RECIPE.yaml (spinlm run --list-keys lists its keys)");
     install_stop_signals();  // SIGTERM/SIGINT/SIGUSR1: save at the next safe point, then stop
     // The whole recipe is validated before anything is written.
     const Recipe recipe = load_recipe(o->config);

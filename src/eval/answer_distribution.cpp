@@ -106,7 +106,7 @@ std::vector<ProblemDistribution> score_answer_distribution(const Transformer& mo
   JsonlReader reader(options.file);
   int64_t index = 0;
   for (nlohmann::json row; reader.next(row); ++index) {
-    if (options.limit >= 0 && index >= options.limit) break;
+    if (has_limit(options.limit) && index >= options.limit) break;
     if (index % options.shard_count != options.shard_index) continue;
     const std::string where = reader.where();
     std::vector<std::string> answers;

@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/limits.h"
 #include "model/stop_tokens.h"
 #include "model/transformer.h"
 #include "text/text_codec.h"
@@ -39,7 +40,7 @@ ProblemDistribution problem_distribution(std::vector<double> logprobs, std::vect
 
 struct AnswerDistributionOptions {
   std::string file;       // conversation rows with "solutions"
-  int64_t limit = -1;     // only the first `limit` rows (-1: all)
+  int64_t limit = kNoLimit;  // only the first `limit` rows
   int64_t batch_size = 16;
   bool show_progress = false;
   // One rank's share: only the rows i with i % shard_count == shard_index (indices stay the

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/limits.h"
 #include "eval/task_config.h"
 #include "model/transformer.h"
 #include "text/text_codec.h"
@@ -16,7 +17,7 @@ namespace spinlm {
 struct EvalOptions {
   std::string data_dir;
   int num_fewshot = -1;  // -1: each task's own; tasks defined 0-shot stay 0-shot (as the harness)
-  int64_t limit = -1;    // only the first `limit` documents of each task
+  int64_t limit = kNoLimit;  // only the first `limit` documents of each task
   int64_t batch_size = 16;
   int64_t max_length = 0;  // 0: the model's max_position_embeddings
   std::vector<int64_t> eos_ids;  // stop ids for generation (and the empty-context token: the first)

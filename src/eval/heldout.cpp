@@ -15,7 +15,7 @@ HeldoutSftResult heldout_sft(const Transformer& model, const TextCodec& codec, c
                              const HeldoutSftOptions& options) {
   check(options.batch_size > 0, "--batch-size must be positive");
   auto examples = load_sft_examples(options.files, &codec, stop, options.max_length, model.config().vocab_size);
-  if (options.limit >= 0 && static_cast<int64_t>(examples.size()) > options.limit) examples.resize(options.limit);
+  if (has_limit(options.limit) && static_cast<int64_t>(examples.size()) > options.limit) examples.resize(options.limit);
   HeldoutSftResult result;
   result.examples = static_cast<int64_t>(examples.size());
   std::vector<int64_t> all(examples.size()), lengths(examples.size());
@@ -50,7 +50,7 @@ std::vector<TokenPair> load_heldout_pairs(const TextCodec& codec, const StopToke
                                           const HeldoutPairsOptions& options) {
   validate_truncation(options.truncation);
   auto pairs = load_pairs(options.files, &codec, stop);
-  if (options.limit >= 0 && static_cast<int64_t>(pairs.size()) > options.limit) pairs.resize(options.limit);
+  if (has_limit(options.limit) && static_cast<int64_t>(pairs.size()) > options.limit) pairs.resize(options.limit);
   check(!pairs.empty(), "held-out pairs: no rows");
   for (auto& pair : pairs) {
     validate_pair(pair, vocab_size);

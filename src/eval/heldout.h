@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/limits.h"
 #include "data/collate.h"
 #include "model/stop_tokens.h"
 #include "model/transformer.h"
@@ -25,7 +26,7 @@ struct HeldoutSftOptions {
   std::vector<std::string> files;  // conversation JSONL
   int64_t max_length = 1024;       // sequences keep their first max_length tokens
   int64_t batch_size = 8;          // sequences per forward
-  int64_t limit = -1;              // only the first `limit` conversations
+  int64_t limit = kNoLimit;        // only the first `limit` conversations
 };
 
 struct HeldoutSftResult {
@@ -45,7 +46,7 @@ struct HeldoutPairsOptions {
   double beta = 0.1;
   SpinLoss loss = SpinLoss::kLogistic;  // the rewards are on its log-probs (per-token for ipo)
   int64_t batch_size = 8;  // pairs per forward
-  int64_t limit = -1;
+  int64_t limit = kNoLimit;
 };
 
 struct HeldoutPairsResult {

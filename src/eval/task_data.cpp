@@ -12,7 +12,7 @@ std::vector<EvalDoc> load_task_docs(const std::string& path, const DocProcessor&
   JsonlReader reader(path);
   std::vector<EvalDoc> docs;
   nlohmann::json row;
-  while ((limit < 0 || static_cast<int64_t>(docs.size()) < limit) && reader.next(row)) {
+  while ((!has_limit(limit) || static_cast<int64_t>(docs.size()) < limit) && reader.next(row)) {
     EvalDoc doc = process(row, reader.where());
     doc.row = row;
     doc.line = reader.line_number();

@@ -5,14 +5,15 @@
 #include <string>
 #include <vector>
 
+#include "core/limits.h"
 #include "eval/task_config.h"
 
 namespace spinlm {
 
-// Reads and processes every row of path (limit >= 0: only the first `limit` rows).
+// Reads and processes every row of path (a limit: only the first `limit` rows).
 // A missing file, a bad JSON line, a missing field or an answer out of range is an Error
 // "FILE:LINE: ...".
-std::vector<EvalDoc> load_task_docs(const std::string& path, const DocProcessor& process, int64_t limit = -1);
+std::vector<EvalDoc> load_task_docs(const std::string& path, const DocProcessor& process, int64_t limit = kNoLimit);
 
 // Where a task's files are: data_dir/<config.data_file> and data_dir/<config.fewshot_file>.
 std::string task_docs_path(const TaskConfig& config, const std::string& data_dir);

@@ -75,13 +75,13 @@ std::vector<PromptRow> read_prompt_rows(const TextCodec& codec, const GenerateOp
     } catch (const Error& error) {  // not JSON or not an object: the line still is a row
       if (reader.is_parquet()) throw;  // a Parquet error is about the file, not one row
       ++index;
-      if (options.limit >= 0 && index >= options.limit) break;
+      if (has_limit(options.limit) && index >= options.limit) break;
       if (selected(index)) bad_row(error.what());
       continue;
     }
     if (!got) break;
     ++index;
-    if (options.limit >= 0 && index >= options.limit) break;
+    if (has_limit(options.limit) && index >= options.limit) break;
     if (!selected(index)) continue;
     const std::string where = reader.where();
     try {

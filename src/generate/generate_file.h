@@ -33,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "core/limits.h"
 #include "generate/sampler.h"
 #include "model/transformer.h"
 #include "text/text_codec.h"
@@ -53,7 +54,7 @@ struct GenerateOptions {
   std::string prompt_format = "chat";  // chat | spin-legacy
   std::string system;                  // chat only: a system message before the user turn
   std::vector<std::string> stop;       // stop strings
-  int64_t limit = -1;                  // only rows with index < limit (-1: all)
+  int64_t limit = kNoLimit;            // only rows with index < limit
   int64_t shard_index = 0;             // only rows with index % shard_count == shard_index
   int64_t shard_count = 1;
   bool skip_bad = false;  // bad rows: warn, count and leave out, instead of an Error

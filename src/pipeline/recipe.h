@@ -1,87 +1,33 @@
 // A SPIN recipe: the YAML file `spinlm run --config` reads. Keys use the names of uclaml/SPIN
 // and alignment-handbook recipes where those exist. The whole file is validated before any
-// work starts: an unknown key, a wrong type or an out-of-range value is an Error naming the
-// key and FILE:LINE.
+// work starts: an unknown key (with the nearest known one suggested), a wrong type or an
+// out-of-range value is an Error naming the key and FILE:LINE.
 //
-//   model_name_or_path: sft-model/      # p_0, a HuggingFace folder
-//   output_dir: run/                   # optional; --output overrides
-//   seed: 42
-//   learning_rate: 5.0e-7              # training defaults for every iteration
-//   beta: 0.1
-//   loss_type: sigmoid                 # sigmoid (= logistic) | hinge | exponential | ipo
-//   num_train_epochs: 2
-//   per_device_train_batch_size: 8
-//   gradient_accumulation_steps: 1
-//   max_length: 1024
-//   max_prompt_length: 512
-//   warmup_ratio: 0.1
-//   lr_scheduler_type: linear          # linear | cosine | constant
-//   optim: rmsprop                     # rmsprop | adamw (adamw_torch accepted)
-//   optimizer_state_dtype: float32     # float32 (+ fp32 master weights for bf16) | bfloat16
-//   gradient_checkpointing: false      # recompute each decoder layer in the backward pass
-//   save_steps: 0                      # a resumable checkpoint every N steps (0 = epoch ends only)
-//   weight_decay: 0.0
-//   max_grad_norm: 1.0
-//   logging_steps: 10
-//   sft_weight: 0.0
-//   device: auto                       # auto | cpu | cuda | cuda:N (--device wins)
-//   torch_dtype: auto                  # auto | float32 | bfloat16 (float16 is refused)
-//   bf16: false                        # true = torch_dtype bfloat16, false = float32
-//   data:
-//     train: sft.jsonl                 # conversations: prompts to answer, real answers
-//     heldout: validation.jsonl        # optional: held-out reward accuracy and SFT NLL
-//     test: test.jsonl                 # optional: greedy exact match of "#### N"
-//     max_train_samples: 0             # 0 = all
-//     max_heldout_samples: 0
-//     max_test_samples: 0
-//   generation:
-//     max_new_tokens: 256
-//     temperature: 1.0
-//     top_p: 1.0
-//     top_k: 0
-//     min_p: 0.0
-//     batch_size: 64
-//     prompt_format: chat              # chat | spin-legacy
-//     negatives:                       # an extension, not the paper's method (ReST-EM's filter):
-//       reject: verified               # none | verified: redraw answers the verifier accepts
-//       verifier: final_answer         # final_answer ("#### N") | solution (a listed answer)
-//       max_resamples: 4               # then the prompt is dropped
-//   evaluation:
-//     heldout_reward_accuracy: true
-//     heldout_nll: true
-//     exact_match: true                # reported numbers: data.test
-//     heldout_exact_match: false       # greedy exact match on data.heldout (for choices)
-//     sample_accuracy: false           # one answer at temperature 1 per problem, checked
-//     distribution: false              # exact distance to p_data: rows list "solutions"
-//     displacement_warning: 2.0        # nats of logps/real lost while margins grow (0 = off)
-//     max_new_tokens: 64
-//     tasks: [arc_challenge, gsm8k]    # lm-eval tasks (docs/eval.md) on every model
-//     task_files: [my_task.yaml]       # task YAML files
-//     data_dir: eval-data/             # DATA_DIR/<task>.jsonl, <task>.fewshot.jsonl
-//     num_fewshot: 5                   # optional: overrides each task's own count
-//     limit: 0                         # documents per task (0 = all)
-//     batch_size: 16
-//   iterations:                        # one entry per iteration, overriding the defaults
-//     - {learning_rate: 5.0e-7, beta: 0.1}
-//     - {learning_rate: 5.0e-7, beta: 0.1, mix_previous: true}
-//   stop:                              # optional early end, on validation numbers only
-//     reward_accuracy_stderrs: 2       # held-out reward accuracy within 2 standard errors of 0.5 ...
-//     min_train_margin: 0.1            # ... once the training margins reached this (the model moved)
-//     patience: 0                      # iterations without a better `metric` (0 = off)
-//     metric: heldout_exact_match      # or heldout_nll, heldout_forward_kl
-//   control:                           # optional: continued SFT with the same steps
-//     enabled: false
-//   keep_checkpoints: false            # keep each iteration's epoch checkpoints
+// The keys, their defaults and their meaning are declared once, in recipe.cpp's tables;
+// `spinlm run --list-keys` prints them (docs/recipe-keys.md is that output). The shape:
 //
-// The task names and files, data_dir and every task's data files are checked (rows parsed,
-// few-shot pools drawn) when the recipe is read, before any work starts.
+//   model_name_or_path: sft-model/      # top-level keys, then the training keys (the defaults
+//   learning_rate: 5.0e-7               # of every iteration)
+//   data: {train: sft.jsonl, heldout: validation.jsonl, test: test.jsonl}
+//   generation: {max_new_tokens: 256, negatives: {reject: none}}
+//   evaluation: {exact_match: true, tasks: [arc_challenge], data_dir: eval-data/}
+//   iterations:                         # one map of training keys per iteration
+//     - {learning_rate: 5.0e-7}
+//     - {learning_rate: 5.0e-7, mix_previous: true}
+//   stop: {reward_accuracy_stderrs: 2}
+//   control: {enabled: true}
 //
-// device, torch_dtype and bf16 are top-level keys (every model of the run); the other
-// training keys may also be set per iteration.
+// A count limit (max_*_samples, evaluation.limit) is null or absent for "no limit"
+// (core/limits.h). The task names and files, data_dir and every task's data files are checked
+// (rows parsed, few-shot pools drawn) when the recipe is read. device, torch_dtype and bf16
+// are top-level keys (every model of the run); the other training keys may also be set per
+// iteration.
 #pragma once
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "core/limits.h"
 
 namespace spinlm {
 
@@ -122,9 +68,9 @@ struct DataSettings {
   std::string train;
   std::string heldout;  // empty: none
   std::string test;     // empty: none
-  int64_t max_train_samples = 0;
-  int64_t max_heldout_samples = 0;
-  int64_t max_test_samples = 0;
+  int64_t max_train_samples = kNoLimit;
+  int64_t max_heldout_samples = kNoLimit;
+  int64_t max_test_samples = kNoLimit;
 };
 
 // Verifier-filtered negatives, an extension (ReST-EM's filter, not the paper's method): a
@@ -169,7 +115,7 @@ struct EvaluationSettings {
   std::vector<std::string> task_files;  // task YAML files
   std::string data_dir;                 // DATA_DIR/<task>.jsonl (+ .fewshot.jsonl)
   int64_t num_fewshot = -1;             // -1: each task's own count
-  int64_t limit = 0;                    // 0: every document
+  int64_t limit = kNoLimit;             // documents per task
   int64_t batch_size = 16;
 
   bool has_tasks() const { return !tasks.empty() || !task_files.empty(); }
@@ -260,5 +206,9 @@ TrainDevice resolve_run_device(const PlacementSettings& recipe, const RunPlaceme
 // The recipe as JSON (every setting, defaults filled in): recorded in the run folder so a
 // resumed run can tell whether the recipe changed.
 std::string recipe_to_json(const Recipe& recipe);
+
+// Every recipe key with its default and one line of help, as YAML (`spinlm run --list-keys`;
+// docs/recipe-keys.md is this text).
+std::string recipe_key_list();
 
 }  // namespace spinlm

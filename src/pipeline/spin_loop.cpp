@@ -39,8 +39,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-int64_t limit_of(int64_t max_samples) { return max_samples > 0 ? max_samples : -1; }
-
 std::string iter_name(int64_t t) { return "iter_" + std::to_string(t); }
 
 nlohmann::json read_json(const std::string& path) { return read_json_file(path); }
@@ -119,7 +117,7 @@ nlohmann::json exact_match(const Evaluation& e, const Split& split, const std::s
   g.seed = e.recipe.seed;
   g.batch_size = e.recipe.generation.batch_size;
   g.prompt_format = e.recipe.generation.prompt_format;
-  g.limit = limit_of(split.max_samples);
+  g.limit = split.max_samples;
   g.show_progress = e.progress;
   generate(e.model, *e.text.codec, g, e.ranks);
   const std::vector<std::optional<int64_t>> answers = test_answers(split.path);
@@ -154,7 +152,7 @@ nlohmann::json exact_match(const Evaluation& e, const Split& split, const std::s
 nlohmann::json distribution(const Evaluation& e, const Split& split, const std::string& rows_path) {
   AnswerDistributionOptions o;
   o.file = split.path;
-  o.limit = limit_of(split.max_samples);
+  o.limit = split.max_samples;
   o.batch_size = e.recipe.evaluation.batch_size;
   o.show_progress = e.progress && e.ranks.writer();
   o.shard_index = e.ranks.index();
@@ -185,7 +183,7 @@ nlohmann::json task_metrics(const Transformer& model, const TextCodec& codec, co
   EvalOptions options;
   options.data_dir = ev.data_dir;
   options.num_fewshot = int(ev.num_fewshot);
-  options.limit = limit_of(ev.limit);
+  options.limit = ev.limit;
   options.batch_size = ev.batch_size;
   options.eos_ids = load_stop_tokens(model_dir, model.config(), &codec).ids;
   options.show_progress = progress;
@@ -202,7 +200,7 @@ nlohmann::json task_metrics(const Transformer& model, const TextCodec& codec, co
   const nlohmann::json harness = results_to_json(
       results, {{"model", "spinlm"}, {"model_args", "pretrained=" + model_dir}, {"batch_size", ev.batch_size},
                 {"num_fewshot", ev.num_fewshot < 0 ? nlohmann::json() : nlohmann::json(ev.num_fewshot)},
-                {"limit", ev.limit > 0 ? nlohmann::json(ev.limit) : nlohmann::json()}, {"data_dir", ev.data_dir}});
+                {"limit", has_limit(ev.limit) ? nlohmann::json(ev.limit) : nlohmann::json()}, {"data_dir", ev.data_dir}});
   eval["lm_eval"] = {{"results", harness.at("results")}, {"n-shot", harness.value("n-shot", nlohmann::json())},
                      {"n-samples", harness.value("n-samples", nlohmann::json())},
                      {"versions", harness.value("versions", nlohmann::json())}};
@@ -214,7 +212,7 @@ nlohmann::json heldout_nll(const Transformer& model, const ModelText& text, cons
   o.files = {recipe.data.heldout};
   o.max_length = recipe.iterations.front().max_length;
   o.batch_size = recipe.iterations.front().per_device_train_batch_size;
-  o.limit = limit_of(recipe.data.max_heldout_samples);
+  o.limit = recipe.data.max_heldout_samples;
   const HeldoutSftResult r = heldout_sft(model, *text.codec, text.stop, o);
   return {{"heldout_nll", r.nll_per_token}, {"heldout_perplexity", r.perplexity}};
 }
@@ -667,7 +665,7 @@ class SpinRun {
       const Transformer& p_t = model_at(model);
       const TextCodec codec = TextCodec::load(model);
       const GenerateOptions g = generation_options(recipe_, model, p_t, recipe_.data.train, it + "/pairs.jsonl", seed,
-                                                   limit_of(recipe_.data.max_train_samples), options_.show_progress);
+                                                   recipe_.data.max_train_samples, options_.show_progress);
       if (recipe_.generation.negatives.reject_verified) {
         const nlohmann::json counts = generate_filtered_negatives(p_t, codec, g, it);
         write_json(it + "/negatives.json", counts);
@@ -677,7 +675,7 @@ class SpinRun {
       }
       if (recipe_.evaluation.heldout_reward_accuracy) {
         generate(p_t, codec, generation_options(recipe_, model, p_t, recipe_.data.heldout, it + "/heldout_pairs.jsonl",
-                                                seed + 100000, limit_of(recipe_.data.max_heldout_samples),
+                                                seed + 100000, recipe_.data.max_heldout_samples,
                                                 options_.show_progress),
                  ranks_);
         const ReferenceLogprobs opponent =
@@ -745,7 +743,7 @@ class SpinRun {
       const std::string data = it + "/train.jsonl";
       std::vector<json> rows;
       JsonlReader reader(recipe_.data.train);
-      for (json row; !(recipe_.data.max_train_samples > 0 && int64_t(rows.size()) >= recipe_.data.max_train_samples) &&
+      for (json row; !(has_limit(recipe_.data.max_train_samples) && int64_t(rows.size()) >= recipe_.data.max_train_samples) &&
                      reader.next(row);)
         rows.push_back(std::move(row));
       if (ranks_.writer()) write_jsonl_atomic(data, rows);
@@ -798,7 +796,7 @@ class SpinRun {
         std::vector<json> rows;
         for (int64_t index : accepted) rows.push_back(inputs[size_t(index)]);
         g.input_path = it + "/draws_" + std::to_string(round) + ".input.jsonl";
-        g.limit = -1;
+        g.limit = kNoLimit;
         if (ranks_.writer() && !file_exists(g.input_path)) write_jsonl_atomic(g.input_path, rows);
         ranks_.sync();
         source = accepted;
