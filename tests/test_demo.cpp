@@ -59,7 +59,7 @@ TEST(Demo, QuickCompletesAndChoosesOnValidationOnly) {
   EXPECT_EQ(recipe["data"]["test"], out + "/data/test.jsonl");
   EXPECT_EQ(recipe["evaluation"]["heldout_exact_match"], true);
   // No stop rule that could read anything (the demo runs its three iterations).
-  EXPECT_FALSE(recipe["stop"].contains("reward_accuracy_stderrs"));
+  EXPECT_TRUE(recipe["stop"]["reward_accuracy_stderrs"].is_null());
   EXPECT_EQ(recipe["stop"]["patience"], 0);
 
   // The splits are disjoint.

@@ -1,8 +1,10 @@
 // `spinlm run` over two processes (Gloo over loopback): the whole loop, every phase split
 // across the ranks, rank 0 alone writing the run folder.
 // - a 2-iteration run with its control, verifier-filtered negatives and every measurement
-//   equals the one-process run of the same recipe: pairs and generations byte-identical,
-//   weights within fp32 tolerance, eval.json equal;
+//   (lm-eval tasks with MMLU's subsets included) equals the one-process run of the same
+//   recipe: pairs and generations byte-identical, weights within fp32 tolerance, eval.json
+//   equal; `spinlm eval` (tasks, held-out NLL and reward accuracy) on two processes equals
+//   one process;
 // - killing one rank during generation, and during training, stops the other with the
 //   distributed error within the timeout; `--resume` on two processes then completes the run,
 //   and it equals the uninterrupted one.
@@ -41,7 +43,7 @@ class DistRun : public ::testing::Test {
     // Global batch 4 = micro-batches of 2 x 2 accumulation steps: one micro-batch per rank
     // per step on two ranks, both on one. 30 prompts: an uneven last batch. Odd split sizes,
     // so the ranks' shares differ.
-    write_file_atomic(dir_ + "/recipe.yaml", R"(model_name_or_path: model
+    write_file_atomic(dir_ + "/recipe.yaml", std::string(R"(model_name_or_path: model
 seed: 5
 learning_rate: 1.0e-3
 beta: 0.1
@@ -56,12 +58,14 @@ generation:
   max_new_tokens: 24
   batch_size: 4
   negatives: {reject: verified, verifier: final_answer, max_resamples: 1}
-evaluation: {max_new_tokens: 16, distribution: true, sample_accuracy: true, heldout_exact_match: true}
+evaluation: {max_new_tokens: 16, distribution: true, sample_accuracy: true, heldout_exact_match: true,
+             tasks: [arc_challenge, gsm8k, mmlu], num_fewshot: 1, limit: 5, batch_size: 4, data_dir: )" +
+                                          testkit::source_path("tests/data/eval") + R"(}
 iterations:
   - {}
   - {mix_previous: true}
 control: {enabled: true}
-)");
+)"));
     const auto one = testkit::run_spinlm("run --threads 1 --config " + shell_quote(dir_ + "/recipe.yaml") +
                                          " --output " + shell_quote(dir_ + "/one"));
     ASSERT_EQ(one.exit_code, 0) << one.output;
@@ -85,6 +89,8 @@ control: {enabled: true}
     ASSERT_EQ(fa.size(), fb.size()) << ea.dump() << "\n" << eb.dump();
     for (const auto& [key, value] : fa.items()) {
       ASSERT_TRUE(fb.contains(key)) << key;
+      if (key == "/lm_eval/config/model_args")  // names each run's own folder
+        continue;
       if (value.is_number_float())
         EXPECT_NEAR(value.get<double>(), fb[key].get<double>(), 1e-4 * std::max(1.0, std::abs(value.get<double>())))
             << key;
@@ -168,6 +174,26 @@ TEST_F(DistRun, TwoProcessRunEqualsOneProcess) {
   // The table and the report come from rank 0 once.
   EXPECT_TRUE(file_exists(dir_ + "/two/report.html"));
   EXPECT_EQ(two.output.find("final model:"), two.output.rfind("final model:")) << two.output;
+}
+
+// `spinlm eval` takes the same split path: tasks, held-out NLL and held-out reward accuracy
+// on two processes give one process's results.json.
+TEST_F(DistRun, EvalOnTwoProcessesEqualsOneProcess) {
+  const std::string one = dir_ + "/one";
+  const std::string args = "eval --threads 1 --model " + shell_quote(one + "/iter_0/model") +
+                           " --tasks arc_challenge,gsm8k,mmlu --num-fewshot 1 --limit 5 --batch-size 4 --data-dir " +
+                           shell_quote(testkit::source_path("tests/data/eval")) + " --heldout-sft " +
+                           shell_quote(dir_ + "/heldout.jsonl") + " --heldout-pairs " +
+                           shell_quote(one + "/iter_0/heldout_pairs.jsonl") + " --opponent " + shell_quote(dir_ + "/model") +
+                           " --heldout-max-length 160 --heldout-max-prompt-length 120 --no-progress --output ";
+  const auto single = testkit::run_spinlm(args + shell_quote(dir_ + "/eval-one.json"));
+  ASSERT_EQ(single.exit_code, 0) << single.output;
+  const auto two = testkit::run_spinlm(launch(free_port(6), args + shell_quote(dir_ + "/eval-two.json")));
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  const json a = json::parse(read_file(dir_ + "/eval-one.json"));
+  EXPECT_TRUE(a["heldout"].contains("sft") && a["heldout"].contains("pairs")) << a.dump();
+  EXPECT_TRUE(a["results"].contains("mmlu_anatomy")) << a.dump();
+  expect_same_eval(dir_ + "/eval-one.json", dir_ + "/eval-two.json");
 }
 
 TEST_F(DistRun, KilledRankDuringGenerationStopsTheOtherAndResumeCompletes) {

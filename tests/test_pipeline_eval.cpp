@@ -133,6 +133,8 @@ TEST(RunTasks, EveryModelIsEvaluatedOnTheRecipesTasks) {
   EXPECT_EQ(run["arc_challenge/acc_norm"], cli["arc_challenge"]["acc_norm"]);
   EXPECT_EQ(run["gsm8k/exact_match"], cli["gsm8k"]["exact_match"]);
   EXPECT_EQ(run["lm_eval"]["results"]["mmlu_anatomy"], cli["mmlu_anatomy"]);
+  // One evaluation path: the same run_config (model, batch size, shots, limit, data, device, dtype).
+  EXPECT_EQ(run["lm_eval"]["config"], read_json(out)["config"]);
 }
 
 // keep_checkpoints: the epoch checkpoints stay whole (weights and optimizer state), for SPIN

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "dist/dist_context.h"
 #include "eval/builtin_tasks.h"
 #include "eval/eval_run.h"
 #include "model/device_choice.h"
@@ -68,7 +69,9 @@ CommandAction setup_eval(CLI::App& app) {
   app.add_flag("--no-progress", *progress_off, "no progress bar");
   return [options, tasks, progress_off] {
     options->tasks = split_commas(*tasks);
-    options->eval.show_progress = !*progress_off;
+    // [dist] null for one process: under `spinlm launch` / torchrun the work is split.
+    options->ranks.group = dist_from_environment(choose_device(options->device).str());
+    options->eval.show_progress = !*progress_off && options->ranks.writer();
     run_evaluation(*options);
   };
 }

@@ -1,11 +1,13 @@
-// The whole `spinlm eval` job as a library call (the pipeline runs it in-process): load the
-// model, run the tasks and the held-out measurements, print the table, write results.json.
+// The whole `spinlm eval` job as a library call: the opponent's scores of the held-out pairs
+// (when asked for; the opponent alone in memory), then the model and its evaluation
+// (model_eval.h, the path every model of `spinlm run` takes too), the table, results.json.
 #pragma once
 #include <nlohmann/json.hpp>
 
 #include <string>
 #include <vector>
 
+#include "core/collective.h"
 #include "eval/evaluator.h"
 #include "eval/heldout.h"
 
@@ -27,6 +29,7 @@ struct EvalRunOptions {
   std::string device = "auto";  // auto, cpu, cuda, cuda:N (model/device_choice.h)
   std::string dtype = "auto";   // auto (bf16 on a GPU, fp32 on the CPU), fp32, bf16, fp16
   bool print_table = true;
+  Ranks ranks;  // [dist] the work split over the job's processes; rank 0 prints and writes
 };
 
 // Returns the results JSON (also written to output_path when set).

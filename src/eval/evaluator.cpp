@@ -1,5 +1,7 @@
 #include "eval/evaluator.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "core/logging.h"
 #include "eval/fewshot_sampler.h"
@@ -50,6 +52,29 @@ std::map<std::string, MetricSummary> summarize(const std::vector<std::map<std::s
   return out;
 }
 
+// [dist] Every rank scored its documents (d % ranks == rank) and left the others' maps
+// empty; afterwards every rank has every document's metrics (a sum over the ranks of
+// [document x metric] values, zero where a rank did not score).
+void gather_doc_metrics(const TaskConfig& config, const Ranks& ranks,
+                        std::vector<std::map<std::string, double>>& doc_metrics) {
+  if (ranks.group == nullptr) return;
+  const std::vector<std::string>& names = config.metrics;
+  std::vector<double> values(doc_metrics.size() * names.size(), 0.0);
+  for (size_t d = 0; d < doc_metrics.size(); ++d) {
+    if (!ranks.mine(int64_t(d))) continue;
+    for (const auto& [name, value] : doc_metrics[d]) {
+      const auto at = std::find(names.begin(), names.end(), name);
+      check(at != names.end(), "task ", config.name, ": metric ", name, " is not in its metric list");
+      values[d * names.size() + size_t(at - names.begin())] = value;
+    }
+    check(doc_metrics[d].size() == names.size(), "task ", config.name, ": document ", d,
+          " does not report every metric of the task");
+  }
+  ranks.sum(values);
+  for (size_t d = 0; d < doc_metrics.size(); ++d)
+    for (size_t m = 0; m < names.size(); ++m) doc_metrics[d][names[m]] = values[d * names.size() + m];
+}
+
 }  // namespace
 
 TaskResult evaluate_task(const Transformer& model, const TextCodec& codec, const TaskDefinition& task,
@@ -71,9 +96,10 @@ TaskResult evaluate_task(const Transformer& model, const TextCodec& codec, const
       bos = codec.bos_id();
       check(bos.has_value(), "task ", config.name, " asks for BOS but the tokenizer has no bos_token");
     }
-    std::vector<LoglikelihoodRequest> requests;
-    for (const auto& doc_requests : prompts.loglikelihood) {
-      for (const auto& [context, continuation] : doc_requests) {
+    std::vector<LoglikelihoodRequest> requests;  // this rank's documents'
+    for (size_t d = 0; d < prompts.docs.size(); ++d) {
+      if (!options.ranks.mine(int64_t(d))) continue;
+      for (const auto& [context, continuation] : prompts.loglikelihood[d]) {
         requests.push_back(
             encode_loglikelihood_request(codec.tokenizer(), context, continuation, empty_context_id, bos));
       }
@@ -81,29 +107,40 @@ TaskResult evaluate_task(const Transformer& model, const TextCodec& codec, const
     LoglikelihoodOptions ll_options;
     ll_options.batch_size = options.batch_size;
     ll_options.max_length = options.max_length;
-    ll_options.show_progress = options.show_progress;
+    ll_options.show_progress = options.show_progress && options.ranks.writer();
     const auto scores = score_loglikelihood(model, requests, ll_options);
     size_t next = 0;
     for (size_t d = 0; d < prompts.docs.size(); ++d) {
+      if (!options.ranks.mine(int64_t(d))) {
+        result.doc_metrics.emplace_back();
+        continue;
+      }
       std::vector<double> lls;
       for (size_t c = 0; c < prompts.loglikelihood[d].size(); ++c) lls.push_back(scores[next++].logprob);
       result.doc_metrics.push_back(score_multiple_choice(config, prompts.docs[d], lls));
     }
   } else {
-    std::vector<GreedyRequest> requests;
-    for (const auto& context : prompts.generation) {
-      requests.push_back(GreedyRequest{context, config.generation.until, config.generation.max_gen_toks});
+    std::vector<GreedyRequest> requests;  // this rank's documents'
+    for (size_t d = 0; d < prompts.docs.size(); ++d) {
+      if (options.ranks.mine(int64_t(d)))
+        requests.push_back(GreedyRequest{prompts.generation[d], config.generation.until, config.generation.max_gen_toks});
     }
     GreedyOptions gen_options;
     gen_options.batch_size = options.batch_size;
     gen_options.max_length = options.max_length;
     gen_options.eos_ids = options.eos_ids;
-    gen_options.show_progress = options.show_progress;
+    gen_options.show_progress = options.show_progress && options.ranks.writer();
     const auto texts = generate_greedy(model, codec.tokenizer(), requests, gen_options);
+    size_t next = 0;
     for (size_t d = 0; d < prompts.docs.size(); ++d) {
-      result.doc_metrics.push_back(score_generation(config, prompts.docs[d], texts[d]));
+      if (!options.ranks.mine(int64_t(d))) {
+        result.doc_metrics.emplace_back();
+        continue;
+      }
+      result.doc_metrics.push_back(score_generation(config, prompts.docs[d], texts[next++]));
     }
   }
+  gather_doc_metrics(config, options.ranks, result.doc_metrics);
 
   std::vector<size_t> all(prompts.docs.size());
   for (size_t i = 0; i < all.size(); ++i) all[i] = i;

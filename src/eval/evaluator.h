@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/collective.h"
 #include "core/limits.h"
 #include "eval/task_config.h"
 #include "model/transformer.h"
@@ -22,6 +23,7 @@ struct EvalOptions {
   int64_t max_length = 0;  // 0: the model's max_position_embeddings
   std::vector<int64_t> eos_ids;  // stop ids for generation (and the empty-context token: the first)
   bool show_progress = false;
+  Ranks ranks;  // [dist] documents dealt round-robin to the ranks; every rank gets every result
 };
 
 // Mean and standard error of each metric over a set of documents.

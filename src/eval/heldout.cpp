@@ -23,10 +23,14 @@ HeldoutSftResult heldout_sft(const Transformer& model, const TextCodec& codec, c
     all[i] = static_cast<int64_t>(i);
     lengths[i] = static_cast<int64_t>(examples[i].sequence.ids.size());
   }
+  // [dist] This rank's conversations (i % ranks == rank); the sums are summed over the ranks.
+  std::vector<int64_t> mine;
+  for (int64_t i : all)
+    if (options.ranks.mine(i)) mine.push_back(i);
   at::NoGradGuard no_grad;
-  Progress progress("held-out SFT", result.examples, "conversations");
+  Progress progress("held-out SFT", int64_t(mine.size()), "conversations");
   int64_t done = 0;
-  for (const auto& micro : group_by_length(all, lengths, options.batch_size)) {
+  for (const auto& micro : group_by_length(mine, lengths, options.batch_size)) {
     std::vector<LabeledSequence> sequences;
     for (int64_t i : micro) sequences.push_back(examples[i].sequence);
     const SequenceBatch batch = collate_sequences(sequences);
@@ -40,6 +44,10 @@ HeldoutSftResult heldout_sft(const Transformer& model, const TextCodec& codec, c
     progress.update(done);
   }
   progress.finish();
+  std::vector<double> sums = {result.nll_sum, double(result.tokens)};
+  options.ranks.sum(sums);
+  result.nll_sum = sums[0];
+  result.tokens = int64_t(sums[1]);
   check(result.tokens > 0, "held-out SFT data has no assistant tokens to score");
   result.nll_per_token = result.nll_sum / static_cast<double>(result.tokens);
   result.perplexity = std::exp(result.nll_per_token);
@@ -61,7 +69,30 @@ std::vector<TokenPair> load_heldout_pairs(const TextCodec& codec, const StopToke
 
 ReferenceLogprobs score_heldout_pairs(const Transformer& model, const std::vector<TokenPair>& pairs,
                                       const HeldoutPairsOptions& options) {
-  return compute_reference_logprobs(model, pairs, options.batch_size, 1024, "held-out pairs");
+  if (options.ranks.group == nullptr)
+    return compute_reference_logprobs(model, pairs, options.batch_size, 1024, "held-out pairs");
+  // [dist] This rank's pairs (i % ranks == rank), placed among zeros and summed over the ranks.
+  std::vector<TokenPair> mine;
+  for (size_t i = 0; i < pairs.size(); ++i)
+    if (options.ranks.mine(int64_t(i))) mine.push_back(pairs[i]);
+  const ReferenceLogprobs part = compute_reference_logprobs(model, mine, options.batch_size, 1024, "held-out pairs");
+  const size_t n = pairs.size();
+  std::vector<double> all(4 * n, 0.0);
+  for (size_t k = 0, i = size_t(options.ranks.index()); i < n; ++k, i += size_t(options.ranks.count())) {
+    all[i] = part.real[k];
+    all[n + i] = part.generated[k];
+    all[2 * n + i] = double(part.real_tokens[k]);
+    all[3 * n + i] = double(part.generated_tokens[k]);
+  }
+  options.ranks.sum(all);
+  ReferenceLogprobs out;
+  for (size_t i = 0; i < n; ++i) {
+    out.real.push_back(all[i]);
+    out.generated.push_back(all[n + i]);
+    out.real_tokens.push_back(int64_t(all[2 * n + i]));
+    out.generated_tokens.push_back(int64_t(all[3 * n + i]));
+  }
+  return out;
 }
 
 HeldoutPairsResult summarize_pair_rewards(const std::vector<TokenPair>& pairs, const ReferenceLogprobs& model,

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/collective.h"
 #include "core/limits.h"
 #include "data/collate.h"
 #include "model/stop_tokens.h"
@@ -27,6 +28,7 @@ struct HeldoutSftOptions {
   int64_t max_length = 1024;       // sequences keep their first max_length tokens
   int64_t batch_size = 8;          // sequences per forward
   int64_t limit = kNoLimit;        // only the first `limit` conversations
+  Ranks ranks;                     // [dist] conversations dealt round-robin; every rank gets the sums
 };
 
 struct HeldoutSftResult {
@@ -47,6 +49,7 @@ struct HeldoutPairsOptions {
   SpinLoss loss = SpinLoss::kLogistic;  // the rewards are on its log-probs (per-token for ipo)
   int64_t batch_size = 8;  // pairs per forward
   int64_t limit = kNoLimit;
+  Ranks ranks;  // [dist] pairs dealt round-robin to the ranks; every rank gets every score
 };
 
 struct HeldoutPairsResult {

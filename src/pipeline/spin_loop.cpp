@@ -12,17 +12,14 @@
 #include "core/error.h"
 #include "core/logging.h"
 #include "core/stop_signal.h"
-#include "data/arith_task.h"
 #include "data/verifier.h"
-#include "eval/answer_distribution.h"
 #include "eval/builtin_tasks.h"
-#include "eval/evaluator.h"
 #include "eval/heldout.h"
+#include "eval/model_eval.h"
 #include "eval/paired.h"
-#include "eval/results.h"
 #include "eval/task_yaml.h"
-#include "dist/dist_generate.h"
-#include "generate/generate_file.h"
+#include "dist/dist_context.h"
+#include "generate/generate_shards.h"
 #include "io/json_text.h"
 #include "io/jsonl.h"
 #include "io/safetensors.h"
@@ -47,246 +44,72 @@ void write_json(const std::string& path, const nlohmann::json& value) {
   write_file_atomic(path, value.dump(2) + "\n");
 }
 
-// Final answers of the rows by their index (non-blank line order; data/verifier.h).
-std::vector<std::optional<int64_t>> test_answers(const std::string& path) {
-  std::vector<std::optional<int64_t>> answers;
-  for (const JsonlRow& row : read_jsonl(path)) answers.push_back(row_final_answer(row.value));
-  return answers;
-}
-
-// [dist] The ranks of a run as the loop sees them: every rank computes its share (or all of
-// a measurement that is not split), rank 0 alone writes the run folder, and sync() is a
-// barrier. Without a process group: one rank that writes, and sync() does nothing.
-struct Ranks {
-  DistContext* dist = nullptr;
-  bool writer() const { return dist == nullptr || dist->rank() == 0; }
-  int64_t index() const { return dist ? dist->rank() : 0; }
-  int64_t count() const { return dist ? dist->world_size() : 1; }
-  void sync() const {
-    if (dist) dist->barrier();
-  }
-  // Whether the flag holds on any rank (the same answer on every rank).
-  bool any(bool flag) const {
-    std::vector<double> value = {flag ? 1.0 : 0.0};
-    if (dist) dist->all_reduce_sum(value);
-    return value[0] > 0;
-  }
-};
-
-// Generation into options.output_path, split across the ranks (dist/dist_generate.h: the
-// merged file is byte-identical to one process's and exists on return).
-void generate(const Transformer& model, const TextCodec& codec, const GenerateOptions& options, const Ranks& ranks) {
-  if (ranks.dist)
-    generate_file_distributed(model, codec, options, *ranks.dist);
-  else
-    generate_file(model, codec, options);
-}
-
-// A model in memory being evaluated, and how.
-struct Evaluation {
-  const Transformer& model;
-  const ModelText& text;
-  const std::string& model_dir;
-  const Recipe& recipe;
-  const Ranks& ranks;
-  bool progress;
-};
-
-// A split of the recipe's data: data.test ("", "test_") or data.heldout ("heldout_", "heldout_").
-struct Split {
-  const std::string& path;
-  int64_t max_samples;
-  std::string prefix, file;  // key prefix, file prefix
-};
-
-// Exact match of "#### N" on a split ("exact_match", "heldout_exact_match"), greedy or with
-// one sample at temperature 1 ("sample_accuracy", "heldout_sample_accuracy"); the answers stay
-// in generations_path, one row per problem with its "correct" flag (what McNemar's test
-// against the control reads).
-nlohmann::json exact_match(const Evaluation& e, const Split& split, const std::string& key,
-                           const std::string& generations_path, bool sampled) {
-  GenerateOptions g;
-  g.model_dir = e.model_dir;
-  g.device = e.model.device().str();
-  g.dtype = dtype_option_name(e.model.dtype());
-  g.input_path = split.path;
-  g.output_path = generations_path;
-  g.max_new_tokens = e.recipe.evaluation.max_new_tokens;
-  g.sampling.greedy = !sampled;
-  g.sampling.temperature = 1.0;
-  g.seed = e.recipe.seed;
-  g.batch_size = e.recipe.generation.batch_size;
-  g.prompt_format = e.recipe.generation.prompt_format;
-  g.limit = split.max_samples;
-  g.show_progress = e.progress;
-  generate(e.model, *e.text.codec, g, e.ranks);
-  const std::vector<std::optional<int64_t>> answers = test_answers(split.path);
-  int64_t correct = 0, total = 0;
-  std::vector<json> rows;
-  for (const JsonlRow& row : read_jsonl(generations_path)) {
-    const int64_t index = row.value.at("index").get<int64_t>();
-    check(index >= 0 && index < int64_t(answers.size()), generations_path, ":", row.line, ": index out of range");
-    const std::optional<int64_t>& answer = answers[size_t(index)];
-    check(answer.has_value(), split.path, ": row ", index + 1,
-          " has no final answer (an \"answer\" field or \"#### N\" in the assistant message)");
-    const json& generated = row.value.at("generated");
-    const std::string text = generated.back().at("content").get<std::string>();
-    const bool right = arith_answer_correct(text, *answer);
-    correct += right;
-    ++total;
-    rows.push_back(row.value);
-    rows.back()["correct"] = right;
-  }
-  check(total > 0, split.path, ": no rows to evaluate");
-  e.ranks.sync();  // every rank has read the merged answers before rank 0 rewrites them
-  if (e.ranks.writer()) write_jsonl_atomic(generations_path, rows);
-  const double p = double(correct) / double(total);
-  return {{key, p}, {key + "_stderr", std::sqrt(p * (1 - p) / double(std::max<int64_t>(1, total - 1)))},
-          {key + "_n", total}};
-}
-
-// The exact distance to p_data on a split whose rows list their valid answers
-// (eval/answer_distribution.h): the means under "<prefix>forward_kl", ... and one row per
-// problem in rows_path (what the paired comparison with the control reads). [dist] Each rank
-// scores its share of the problems into rows_path.rank-R-of-W; rank 0 merges them by index.
-nlohmann::json distribution(const Evaluation& e, const Split& split, const std::string& rows_path) {
-  AnswerDistributionOptions o;
-  o.file = split.path;
-  o.limit = split.max_samples;
-  o.batch_size = e.recipe.evaluation.batch_size;
-  o.show_progress = e.progress && e.ranks.writer();
-  o.shard_index = e.ranks.index();
-  o.shard_count = e.ranks.count();
-  const std::vector<ProblemDistribution> mine = score_answer_distribution(e.model, *e.text.codec, e.text.stop, o);
-  std::vector<json> rows;
-  for (const ProblemDistribution& p : mine) rows.push_back(to_json(p));
-  if (!e.ranks.dist) {
-    write_jsonl_atomic(rows_path, rows);
-    return summarize_distribution(mine, split.prefix);
-  }
-  write_jsonl_atomic(rank_file_path(rows_path, int(e.ranks.index()), int(e.ranks.count())), rows);
-  merge_rank_files(rows_path, *e.ranks.dist);
-  std::vector<ProblemDistribution> problems;
-  for (const JsonlRow& row : read_jsonl(rows_path))
-    problems.push_back(problem_from_json(row.value, rows_path + ":" + std::to_string(row.line)));
-  return summarize_distribution(problems, split.prefix);
-}
-
-// The recipe's lm-evaluation-harness tasks on a model in memory: "<task>/<metric>" (and
-// "<task>/<metric>_stderr" where defined) for the tables, and the harness-shaped results
-// (subsets such as mmlu_<subject> included) under "lm_eval".
-nlohmann::json task_metrics(const Transformer& model, const TextCodec& codec, const std::string& model_dir,
-                            const EvaluationSettings& ev, bool progress) {
-  std::vector<TaskDefinition> tasks;
-  for (const std::string& name : ev.tasks) tasks.push_back(builtin_task(name));
-  for (const std::string& file : ev.task_files) tasks.push_back(load_task_yaml(file));
-  EvalOptions options;
-  options.data_dir = ev.data_dir;
-  options.num_fewshot = int(ev.num_fewshot);
-  options.limit = ev.limit;
-  options.batch_size = ev.batch_size;
-  options.eos_ids = load_stop_tokens(model_dir, model.config(), &codec).ids;
-  options.show_progress = progress;
-  std::vector<TaskResult> results;
-  nlohmann::json eval = nlohmann::json::object();
-  for (const TaskDefinition& task : tasks) {
-    results.push_back(evaluate_task(model, codec, task, options));
-    for (const auto& [metric, summary] : results.back().metrics) {
-      const std::string key = task.config.name + "/" + metric;
-      eval[key] = summary.value;
-      if (std::isfinite(summary.stderr_value)) eval[key + "_stderr"] = summary.stderr_value;
-    }
-  }
-  const nlohmann::json harness = results_to_json(
-      results, {{"model", "spinlm"}, {"model_args", "pretrained=" + model_dir}, {"batch_size", ev.batch_size},
-                {"num_fewshot", ev.num_fewshot < 0 ? nlohmann::json() : nlohmann::json(ev.num_fewshot)},
-                {"limit", has_limit(ev.limit) ? nlohmann::json(ev.limit) : nlohmann::json()}, {"data_dir", ev.data_dir}});
-  eval["lm_eval"] = {{"results", harness.at("results")}, {"n-shot", harness.value("n-shot", nlohmann::json())},
-                     {"n-samples", harness.value("n-samples", nlohmann::json())},
-                     {"versions", harness.value("versions", nlohmann::json())}};
-  return eval;
-}
-
-nlohmann::json heldout_nll(const Transformer& model, const ModelText& text, const Recipe& recipe) {
-  HeldoutSftOptions o;
-  o.files = {recipe.data.heldout};
-  o.max_length = recipe.iterations.front().max_length;
-  o.batch_size = recipe.iterations.front().per_device_train_batch_size;
-  o.limit = recipe.data.max_heldout_samples;
-  const HeldoutSftResult r = heldout_sft(model, *text.codec, text.stop, o);
-  return {{"heldout_nll", r.nll_per_token}, {"heldout_perplexity", r.perplexity}};
-}
-
-// Whether the recipe measures each model at all (else the evaluation is empty).
-bool evaluates_models(const EvaluationSettings& ev) {
-  return ev.exact_match || ev.heldout_exact_match || ev.heldout_nll || ev.distribution || ev.has_tasks();
-}
-
-// What every evaluated model (SFT, iterations, control) reports: exact match on data.test,
-// and on data.heldout, held-out NLL, the exact distribution metrics and one-sample accuracy
-// where asked for, and the recipe's lm-eval tasks. generations_prefix + "test_generations.jsonl",
-// "heldout_generations.jsonl", "test_samples.jsonl", "test_distribution.jsonl", ... keep the
-// answers and the per-problem numbers.
-nlohmann::json evaluate_model(const Transformer& model, const std::string& model_dir, const Recipe& recipe,
-                              const std::string& generations_prefix, const Ranks& ranks, bool progress) {
-  nlohmann::json eval = nlohmann::json::object();
+// What every evaluated model (SFT, iterations, control) is measured by (eval/model_eval.h):
+// exact match on data.test and on data.heldout, one-sample accuracy and the exact
+// distribution metrics where asked for, held-out NLL, and the recipe's lm-eval tasks.
+// files_prefix + "test_generations.jsonl", "heldout_generations.jsonl", "test_samples.jsonl",
+// "test_distribution.jsonl", ... keep the answers and the per-problem numbers.
+ModelEvalPlan evaluation_plan(const Recipe& recipe, const std::string& model_dir, const std::string& files_prefix,
+                              const Ranks& ranks, bool progress) {
   const EvaluationSettings& ev = recipe.evaluation;
-  const ModelText text = load_model_text(model_dir);
-  check(text.codec != nullptr, model_dir, ": no tokenizer.json; evaluation needs the model's tokenizer");
-  const Evaluation e{model, text, model_dir, recipe, ranks, progress};
-  for (const auto& [exact, split] :
-       {std::pair<bool, Split>{ev.exact_match, Split{recipe.data.test, recipe.data.max_test_samples, "", "test_"}},
-        std::pair<bool, Split>{ev.heldout_exact_match, Split{recipe.data.heldout, recipe.data.max_heldout_samples,
-                                                             "heldout_", "heldout_"}}}) {
-    if (split.path.empty()) continue;
-    const std::string files = generations_prefix + split.file;
-    if (exact) {
-      eval.update(exact_match(e, split, split.prefix + "exact_match", files + "generations.jsonl", false));
-      if (ev.sample_accuracy)
-        eval.update(exact_match(e, split, split.prefix + "sample_accuracy", files + "samples.jsonl", true));
-    }
-    if (ev.distribution) eval.update(distribution(e, split, files + "distribution.jsonl"));
+  ModelEvalPlan plan;
+  plan.model_dir = model_dir;
+  plan.ranks = ranks;
+  plan.show_progress = progress;
+  for (const auto& [path, limit, prefix, file, exact] :
+       {std::tuple<std::string, int64_t, std::string, std::string, bool>{recipe.data.test, recipe.data.max_test_samples,
+                                                                         "", "test_", ev.exact_match},
+        std::tuple<std::string, int64_t, std::string, std::string, bool>{
+            recipe.data.heldout, recipe.data.max_heldout_samples, "heldout_", "heldout_", ev.heldout_exact_match}}) {
+    if (path.empty() || (!exact && !ev.distribution)) continue;
+    AnswerSplit split;
+    split.path = path;
+    split.limit = limit;
+    split.key_prefix = prefix;
+    split.files_prefix = files_prefix + file;
+    split.exact_match = exact;
+    split.sample_accuracy = ev.sample_accuracy;
+    split.distribution = ev.distribution;
+    plan.splits.push_back(split);
   }
-  // Not split across ranks: every rank computes these in full (the same numbers).
-  if (ev.heldout_nll) eval.update(heldout_nll(model, text, recipe));
-  if (ev.has_tasks()) eval.update(task_metrics(model, *text.codec, model_dir, ev, progress && ranks.writer()));
-  return eval;
+  plan.answers.max_new_tokens = ev.max_new_tokens;
+  plan.answers.batch_size = recipe.generation.batch_size;
+  plan.answers.scoring_batch_size = ev.batch_size;
+  plan.answers.prompt_format = recipe.generation.prompt_format;
+  plan.answers.seed = recipe.seed;
+  if (ev.heldout_nll) {
+    plan.heldout_sft.files = {recipe.data.heldout};
+    plan.heldout_sft.max_length = recipe.iterations.front().max_length;
+    plan.heldout_sft.batch_size = recipe.iterations.front().per_device_train_batch_size;
+    plan.heldout_sft.limit = recipe.data.max_heldout_samples;
+  }
+  for (const std::string& name : ev.tasks) plan.tasks.push_back(builtin_task(name));
+  for (const std::string& file : ev.task_files) plan.tasks.push_back(load_task_yaml(file));
+  plan.task_options.data_dir = ev.data_dir;
+  plan.task_options.num_fewshot = int(ev.num_fewshot);
+  plan.task_options.limit = ev.limit;
+  plan.task_options.batch_size = ev.batch_size;
+  return plan;
 }
 
 // The held-out pairs of an iteration (generated by p_t), as the trainer scores its own.
-HeldoutPairsOptions heldout_pair_options(const std::string& pairs_path, const TrainSettings& settings) {
+HeldoutPairsOptions heldout_pair_options(const std::string& pairs_path, const TrainSettings& settings,
+                                         const Ranks& ranks) {
   HeldoutPairsOptions o;
   o.files = {pairs_path};
   o.truncation = {settings.max_length, settings.max_prompt_length};
   o.beta = settings.beta;
   o.loss = parse_spin_loss(settings.loss);
   o.batch_size = settings.per_device_train_batch_size;
+  o.ranks = ranks;
   return o;
 }
 
-std::vector<TokenPair> heldout_pairs(const std::string& model_dir, const HeldoutPairsOptions& o) {
-  const ModelText text = load_model_text(model_dir);
-  return load_heldout_pairs(*text.codec, text.stop, text.vocab_size, o);
-}
-
 // p_t's log-probs of the held-out pairs, scored while p_t is in memory for generation and
-// kept in scores_path ({"real": [..], "generated": [..]}) for the evaluation of p_{t+1}.
+// kept in RUN/iter_t/heldout_opponent_logprobs.json for the evaluation of p_{t+1}.
 ReferenceLogprobs score_opponent(const Transformer& p_t, const std::string& model_dir, const HeldoutPairsOptions& o) {
-  return score_heldout_pairs(p_t, heldout_pairs(model_dir, o), o);
-}
-
-// Held-out reward accuracy of p_{t+1} (in memory) against its opponent p_t on pairs p_t
-// generated, from p_t's saved scores.
-nlohmann::json heldout_rewards(const Transformer& p_next, const std::string& model_dir,
-                               const ReferenceLogprobs& opponent, const HeldoutPairsOptions& o) {
-  const std::vector<TokenPair> pairs = heldout_pairs(model_dir, o);
-  const HeldoutPairsResult r = summarize_pair_rewards(pairs, score_heldout_pairs(p_next, pairs, o), opponent, o);
-  return {{"heldout_reward_accuracy", r.reward_accuracy},
-          {"heldout_reward_accuracy_stderr", r.reward_accuracy_stderr},
-          {"heldout_reward_margin", r.reward_margin},
-          {"heldout_identical_pairs", r.identical_pairs},
-          {"heldout_rewards_real", r.rewards_real},
-          {"heldout_rewards_generated", r.rewards_generated}};
+  const ModelText text = load_model_text(model_dir);
+  return score_heldout_pairs(p_t, load_heldout_pairs(*text.codec, text.stop, text.vocab_size, o), o);
 }
 
 // Share of generated answers that are exactly one of the row's valid solutions, and that
@@ -498,7 +321,7 @@ class SpinRun {
     state_.log(options_.resume ? "resuming run in " + options_.run_dir : "starting run in " + options_.run_dir);
     state_.log("models on " + placement_.device.str() + " in " + dtype_option_name(placement_.dtype));
     step("sft_eval", [&] {
-      write_json(dir("sft_eval.json"), evaluate(recipe_.model_name_or_path, dir("sft_")));
+      write_json(dir("sft_eval.json"), evaluate(evaluation(recipe_.model_name_or_path, dir("sft_"))));
     });
     std::string model = recipe_.model_name_or_path, control_model = model;
     const int64_t T = int64_t(recipe_.iterations.size());
@@ -632,9 +455,14 @@ class SpinRun {
     held_dir_.clear();
   }
 
-  nlohmann::json evaluate(const std::string& model_dir, const std::string& files_prefix) {
-    if (!evaluates_models(recipe_.evaluation)) return nlohmann::json::object();
-    return evaluate_model(model_at(model_dir), model_dir, recipe_, files_prefix, ranks_, options_.show_progress);
+  ModelEvalPlan evaluation(const std::string& model_dir, const std::string& files_prefix) const {
+    return evaluation_plan(recipe_, model_dir, files_prefix, ranks_, options_.show_progress);
+  }
+  // The flat numbers of eval.json; empty when the plan measures nothing.
+  nlohmann::json evaluate(const ModelEvalPlan& plan) {
+    if (plan.splits.empty() && plan.tasks.empty() && plan.heldout_sft.files.empty() && plan.heldout_pairs.files.empty())
+      return nlohmann::json::object();
+    return flat_metrics_json(evaluate_model(model_at(plan.model_dir), plan));
   }
 
   // Writes a run file: rank 0 alone (each step's closing barrier publishes it to the others).
@@ -671,15 +499,15 @@ class SpinRun {
         write_json(it + "/negatives.json", counts);
         state_.log(name + " verifier-filtered negatives: " + counts.dump());
       } else {
-        generate(p_t, codec, g, ranks_);
+        generate_file(p_t, codec, g, ranks_);
       }
       if (recipe_.evaluation.heldout_reward_accuracy) {
-        generate(p_t, codec, generation_options(recipe_, model, p_t, recipe_.data.heldout, it + "/heldout_pairs.jsonl",
+        generate_file(p_t, codec, generation_options(recipe_, model, p_t, recipe_.data.heldout, it + "/heldout_pairs.jsonl",
                                                 seed + 100000, recipe_.data.max_heldout_samples,
                                                 options_.show_progress),
                  ranks_);
         const ReferenceLogprobs opponent =
-            score_opponent(p_t, model, heldout_pair_options(it + "/heldout_pairs.jsonl", s));
+            score_opponent(p_t, model, heldout_pair_options(it + "/heldout_pairs.jsonl", s, ranks_));
         write_json(it + "/heldout_opponent_logprobs.json", {{"real", opponent.real}, {"generated", opponent.generated}});
       }
       if (ranks_.writer()) {
@@ -690,7 +518,7 @@ class SpinRun {
     step(name + "/train", [&] {
       SpinTrainOptions o;
       o.loop = loop_options(s, model, it + "/model", recipe_.seed + uint64_t(t), placement_);
-      o.loop.parallel = ranks_.dist;
+      o.loop.parallel = options_.dist;
       if (s.mix_previous && t > 0) o.data_files.push_back(dir(iter_name(t - 1) + "/pairs.jsonl"));
       o.data_files.push_back(it + "/pairs.jsonl");
       o.loss = s.loss;
@@ -714,15 +542,16 @@ class SpinRun {
     });
     if (!recipe_.checkpoints.keep && ranks_.writer()) remove_checkpoints(it + "/model");
     step(name + "/eval", [&] {
-      nlohmann::json eval = evaluate(it + "/model", it + "/");
+      ModelEvalPlan plan = evaluation(it + "/model", it + "/");
       if (recipe_.evaluation.heldout_reward_accuracy) {
         const nlohmann::json saved = read_json(it + "/heldout_opponent_logprobs.json");
         ReferenceLogprobs opponent;
         opponent.real = saved.at("real").get<std::vector<double>>();
         opponent.generated = saved.at("generated").get<std::vector<double>>();
-        eval.update(heldout_rewards(model_at(it + "/model"), it + "/model", opponent,
-                                    heldout_pair_options(it + "/heldout_pairs.jsonl", s)));
+        plan.heldout_pairs = heldout_pair_options(it + "/heldout_pairs.jsonl", s, ranks_);
+        plan.opponent = opponent;
       }
+      nlohmann::json eval = evaluate(plan);
       const nlohmann::json drift = training_drift(it + "/metrics.jsonl");
       if (!drift.is_null()) eval.update(drift);
       write_json(it + "/eval.json", eval);
@@ -750,7 +579,7 @@ class SpinRun {
       ranks_.sync();
       SftTrainOptions o;
       o.loop = loop_options(s, model, it + "/model", recipe_.seed + uint64_t(t), placement_);
-      o.loop.parallel = ranks_.dist;
+      o.loop.parallel = options_.dist;
       o.data_files = {data};
       if (s.mix_previous && t > 0) o.data_files.push_back(data);
       o.max_length = s.max_length;
@@ -759,7 +588,7 @@ class SpinRun {
     });
     if (!recipe_.checkpoints.keep && ranks_.writer()) remove_checkpoints(it + "/model");
     step(name + "/eval", [&] {
-      const nlohmann::json eval = evaluate(it + "/model", it + "/");
+      const nlohmann::json eval = evaluate(evaluation(it + "/model", it + "/"));
       write_json(it + "/eval.json", eval);
       state_.log(name + " eval: " + loggable(eval));
       if (!ranks_.writer()) return;
@@ -801,7 +630,7 @@ class SpinRun {
         ranks_.sync();
         source = accepted;
       }
-      generate(p_t, codec, g, ranks_);
+      generate_file(p_t, codec, g, ranks_);
       accepted.clear();
       for (const JsonlRow& row : read_jsonl(g.output_path)) {
         json value = row.value;

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/collective.h"
 #include "model/transformer.h"
 #include "train/optimizer.h"
 
@@ -25,20 +26,16 @@ namespace spinlm {
 // step are dealt round-robin to the ranks, gradients and metric sums are summed across
 // ranks (each micro-batch's loss is already divided by the GLOBAL batch size, so the sum is
 // the global batch mean), rank 0 alone writes files, and all ranks resume from them.
-class DataParallel {
+// The collectives it adds to core/collective.h's rank(), world_size(), all_reduce_sum and
+// barrier are the trainer's own.
+class DataParallel : public Collective {
  public:
-  virtual ~DataParallel() = default;
-  virtual int rank() const = 0;
-  virtual int world_size() const = 0;
   // Sums every parameter's gradient over the ranks, in place (undefined grads count as 0).
   virtual void all_reduce_gradients(const std::vector<at::Tensor>& params) = 0;
   // Sums the values over the ranks (the key set is taken from rank 0).
   virtual void all_reduce_metrics(std::map<std::string, double>& sums) = 0;
-  // Sums each element over the ranks, in place (double precision).
-  virtual void all_reduce_sum(std::vector<double>& values) = 0;
   // Copies rank 0's values into every rank's tensors.
   virtual void broadcast_parameters(const std::vector<at::Tensor>& params) = 0;
-  virtual void barrier() = 0;
 };
 
 struct TrainLoopOptions {
