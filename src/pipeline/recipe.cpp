@@ -16,6 +16,7 @@
 #include "eval/builtin_tasks.h"
 #include "eval/evaluator.h"
 #include "eval/task_yaml.h"
+#include "text/unicode.h"
 #include "train/train_device.h"
 
 namespace spinlm {
@@ -331,6 +332,10 @@ void read_evaluation(const Section& e, const std::string& base_dir, EvaluationSe
 
 Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
                     const std::string& base_dir) {
+  // Every string of a recipe ends up in the run's recorded JSON, which must be UTF-8.
+  if (const size_t bad = unicode::find_invalid_utf8(yaml_text); bad != std::string::npos)
+    fail(source, ":", std::count(yaml_text.begin(), yaml_text.begin() + bad, '\n') + 1, ": not valid UTF-8 (byte ",
+         bad, " of the file); a recipe is UTF-8 text");
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
