@@ -72,6 +72,8 @@ class Section {
   // key nearest to it by edit distance when one is close.
   void only(const std::vector<std::string>& known) const {
     for (const auto& entry : node_) {
+      check(entry.first.IsScalar(), where(entry.first), ": a key", path_.empty() ? "" : " of '" + path_ + "'",
+            " must be a plain name, not a list or a map");
       const std::string key = entry.first.as<std::string>();
       if (std::find(known.begin(), known.end(), key) != known.end()) continue;
       const std::string nearest = nearest_key(key, known);
