@@ -10,6 +10,7 @@ packages=(
   nlohmann-json3-dev libyaml-cpp-dev libpcre2-dev libutf8proc-dev libcli11-dev
   libsnappy-dev zlib1g-dev libzstd-dev  # Parquet page compression (src/io/parquet.cpp)
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang-14 libclang-rt-14-dev lld  # the libFuzzer targets (make fuzz, fuzz/CMakeLists.txt)
   python3-torch python3-jinja2 python3-numpy
   debian-faq fortunes-min
   chromium  # renders report.html headless in tests/test_report.cpp

@@ -54,6 +54,13 @@ nlohmann::json parse_json_text(const std::string& text, const std::string& where
   }
 }
 
+int64_t json_integer(const nlohmann::json& value, const std::string& what) {
+  check(value.is_number_integer() &&
+            (!value.is_number_unsigned() || value.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX)),
+        what, " must be an integer, got ", value.dump().substr(0, 40));
+  return value.get<int64_t>();
+}
+
 nlohmann::json read_json_file(const std::string& path) {
   std::error_code error;
   const auto size = std::filesystem::file_size(path, error);

@@ -38,4 +38,9 @@ nlohmann::json read_json_file(const std::string& path);
 // value the parser can build.
 int json_nesting_depth(const std::string& text, int limit = kMaxJsonDepth);
 
+// value as an integer, for fields that must hold one: nlohmann's get<int64_t>() converts a
+// float without a check (undefined behaviour outside int64's range; 2.5 reads as 2).
+// Error "WHAT must be an integer, got VALUE" otherwise; what names the file and the field.
+int64_t json_integer(const nlohmann::json& value, const std::string& what);
+
 }  // namespace spinlm

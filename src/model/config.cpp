@@ -1,6 +1,8 @@
 // config.json parsing with transformers' per-architecture defaults.
 #include "model/config.h"
 
+#include <optional>
+
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "io/json_text.h"

@@ -21,6 +21,7 @@
 #include "eval/builtin_tasks.h"
 #include "eval/evaluator.h"
 #include "eval/task_yaml.h"
+#include "text/unicode.h"
 #include "train/train_device.h"
 
 namespace spinlm {
@@ -64,6 +65,8 @@ class Section {
   // key nearest to it by edit distance when one is close.
   void only(const std::vector<std::string>& known) const {
     for (const auto& entry : node_) {
+      check(entry.first.IsScalar(), where(entry.first), ": a key", path_.empty() ? "" : " of '" + path_ + "'",
+            " must be a plain name, not a list or a map");
       const std::string key = entry.first.as<std::string>();
       if (std::find(known.begin(), known.end(), key) != known.end()) continue;
       const std::string nearest = nearest_key(key, known);
@@ -606,6 +609,10 @@ std::string recipe_key_list() {
 }
 
 Recipe parse_recipe(const std::string& yaml_text, const std::string& source, const std::string& base_dir) {
+  // Every string of a recipe ends up in the run's recorded JSON, which must be UTF-8.
+  if (const size_t bad = unicode::find_invalid_utf8(yaml_text); bad != std::string::npos)
+    fail(source, ":", std::count(yaml_text.begin(), yaml_text.begin() + bad, '\n') + 1, ": not valid UTF-8 (byte ",
+         bad, " of the file); a recipe is UTF-8 text");
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);

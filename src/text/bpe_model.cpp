@@ -5,6 +5,7 @@
 #include <queue>
 
 #include "core/error.h"
+#include "io/json_text.h"
 #include "text/unicode.h"
 
 namespace spinlm {
@@ -36,7 +37,7 @@ BpeModel::BpeModel(const nlohmann::json& j, const std::string& file) {
   const auto& vocab = j.at("vocab");
   if (!vocab.is_object()) fail(file, ": model.vocab must be an object of token -> id");
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    int64_t id = it.value().get<int64_t>();
+    int64_t id = json_integer(it.value(), file + ": model.vocab id of \"" + it.key() + "\"");
     if (id < 0 || id > INT32_MAX) fail(file, ": model.vocab id ", id, " of \"", it.key(), "\" is out of range");
     vocab_.insert(it.key(), static_cast<int32_t>(id));
     if (static_cast<size_t>(id) >= id_to_token_.size()) id_to_token_.resize(id + 1);

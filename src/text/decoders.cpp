@@ -1,6 +1,7 @@
 #include "text/decoders.h"
 
 #include "core/error.h"
+#include "io/json_text.h"
 #include "text/byte_level.h"
 #include "text/pattern.h"
 #include "text/unicode.h"
@@ -188,7 +189,10 @@ std::unique_ptr<Decoder> make_decoder(const nlohmann::json& j, const std::string
       fail(where, ": content must be one character");
     char32_t cp = unicode::decode_at(content, 0, &n);
     if (n != content.size()) fail(where, ": content must be one character");
-    return std::make_unique<Strip>(cp, j.at("start").get<size_t>(), j.at("stop").get<size_t>());
+    const int64_t start = json_integer(j.at("start"), where + ": start");
+    const int64_t stop = json_integer(j.at("stop"), where + ": stop");
+    if (start < 0 || stop < 0) fail(where, ": start and stop must not be negative");
+    return std::make_unique<Strip>(cp, static_cast<size_t>(start), static_cast<size_t>(stop));
   }
   if (type == "Sequence") {
     std::vector<std::unique_ptr<Decoder>> steps;

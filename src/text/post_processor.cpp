@@ -1,6 +1,7 @@
 #include "text/post_processor.h"
 
 #include "core/error.h"
+#include "io/json_text.h"
 
 namespace spinlm {
 namespace {
@@ -56,7 +57,8 @@ std::unique_ptr<PostProcessor> make_template(const nlohmann::json& j, const std:
     } else if (piece.contains("SpecialToken")) {
       std::string name = piece["SpecialToken"].at("id").get<std::string>();
       if (!specials.contains(name)) fail(where, ": special token \"", name, "\" missing from special_tokens");
-      auto ids = specials[name].at("ids").get<std::vector<int64_t>>();
+      std::vector<int64_t> ids;
+      for (const auto& id : specials[name].at("ids")) ids.push_back(json_integer(id, where + ": ids of \"" + name + "\""));
       if (ids.empty()) fail(where, ": special token \"", name, "\" has no ids");
       items.push_back(std::move(ids));
     } else {
@@ -67,9 +69,9 @@ std::unique_ptr<PostProcessor> make_template(const nlohmann::json& j, const std:
 }
 
 // Roberta/Bert: [cls] A [sep], with cls and sep given as [token, id].
-std::unique_ptr<PostProcessor> make_wrapping(const nlohmann::json& j) {
-  int64_t cls = j.at("cls").at(1).get<int64_t>();
-  int64_t sep = j.at("sep").at(1).get<int64_t>();
+std::unique_ptr<PostProcessor> make_wrapping(const nlohmann::json& j, const std::string& where) {
+  int64_t cls = json_integer(j.at("cls").at(1), where + ": cls id");
+  int64_t sep = json_integer(j.at("sep").at(1), where + ": sep id");
   return std::make_unique<Template>(std::vector<std::vector<int64_t>>{{cls}, {}, {sep}});
 }
 
@@ -81,7 +83,7 @@ std::unique_ptr<PostProcessor> make_post_processor(const nlohmann::json& j, cons
   const std::string where = file + ": post_processor " + type;
   if (type == "ByteLevel") return std::make_unique<Identity>();
   if (type == "TemplateProcessing") return make_template(j, where);
-  if (type == "RobertaProcessing" || type == "BertProcessing") return make_wrapping(j);
+  if (type == "RobertaProcessing" || type == "BertProcessing") return make_wrapping(j, where);
   if (type == "Sequence") {
     std::vector<std::unique_ptr<PostProcessor>> steps;
     for (const auto& step : j.at("processors")) {

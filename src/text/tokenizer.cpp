@@ -49,7 +49,7 @@ std::vector<AddedToken> parse_added_tokens(const nlohmann::json& j, const std::s
   for (const auto& t : j) {
     AddedToken a;
     a.content = t.at("content").get<std::string>();
-    a.id = t.at("id").get<int64_t>();
+    a.id = json_integer(t.at("id"), file + ": added_tokens id");
     a.special = t.value("special", false);
     a.single_word = t.value("single_word", false);
     a.lstrip = t.value("lstrip", false);

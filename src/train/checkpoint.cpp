@@ -4,6 +4,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/logging.h"
 #include "io/json_text.h"
 #include "io/safetensors.h"
 #include "model/hf_model.h"
@@ -68,6 +69,22 @@ void save_checkpoint(const Transformer& model, const Optimizer& optimizer, const
   }
 }
 
+namespace {
+
+// A checkpoint folder's state, once everything a resume reads from it has been checked to be
+// whole: trainer_state.json parses, and the safetensors headers of the weights and of the
+// optimizer state fit their files (a file cut short fails here). Error naming the file.
+TrainerState read_whole_checkpoint(const std::string& folder) {
+  const std::string state_path = (fs::path(folder) / "trainer_state.json").string();
+  check(file_exists(state_path), folder, " has no trainer_state.json");
+  TrainerState state = TrainerState::from_json(read_json_file(state_path), state_path);
+  SafetensorsFolder weights(folder);
+  SafetensorsFile optimizer_state((fs::path(folder) / "optimizer.safetensors").string());
+  return state;
+}
+
+}  // namespace
+
 std::optional<LatestCheckpoint> find_latest_checkpoint(const std::string& out_dir) {
   const std::string pointer = (fs::path(out_dir) / "trainer_state.json").string();
   if (!file_exists(pointer)) return std::nullopt;
@@ -75,11 +92,40 @@ std::optional<LatestCheckpoint> find_latest_checkpoint(const std::string& out_di
   LatestCheckpoint latest;
   latest.finished = j.value("finished", false);
   latest.folder = (fs::path(out_dir) / j.value("latest", "")).string();
-  const std::string state_path = (fs::path(latest.folder) / "trainer_state.json").string();
-  check(file_exists(state_path), pointer, ": names checkpoint ", latest.folder,
-        " which has no trainer_state.json");
-  latest.state = TrainerState::from_json(read_json_file(state_path), state_path);
-  return latest;
+  if (latest.finished) {
+    const std::string state_path = (fs::path(latest.folder) / "trainer_state.json").string();
+    check(file_exists(state_path), pointer, ": names checkpoint ", latest.folder,
+          " which has no trainer_state.json");
+    latest.state = TrainerState::from_json(read_json_file(state_path), state_path);
+    return latest;
+  }
+  try {
+    latest.state = read_whole_checkpoint(latest.folder);
+    return latest;
+  } catch (const Error& damage) {
+    // The newest other checkpoint (checkpoint-N or epoch-N) that is whole.
+    std::optional<LatestCheckpoint> fallback;
+    for (const auto& entry : fs::directory_iterator(out_dir)) {
+      const std::string name = entry.path().filename().string();
+      const bool checkpoint = name.rfind("checkpoint-", 0) == 0 || name.rfind("epoch-", 0) == 0;
+      if (!entry.is_directory() || !checkpoint || entry.path() == fs::path(latest.folder)) continue;
+      try {
+        TrainerState state = read_whole_checkpoint(entry.path().string());
+        if (!fallback || state.global_step > fallback->state.global_step)
+          fallback = LatestCheckpoint{entry.path().string(), state, false};
+      } catch (const Error&) {
+        // damaged as well
+      }
+    }
+    if (!fallback) {
+      fail(damage.what(), ": the latest checkpoint ", latest.folder, " (named by ", pointer,
+           ") is damaged and ", out_dir, " holds no other whole checkpoint; delete ", latest.folder, " and ",
+           pointer, " to train from the beginning");
+    }
+    log_warning("the latest checkpoint ", latest.folder, " is damaged (", damage.what(), "); resuming from ",
+                fallback->folder, " (step ", fallback->state.global_step, ") instead");
+    return fallback;
+  }
 }
 
 void restore_weights(Transformer& model, const std::string& folder) {

@@ -40,7 +40,11 @@ void save_checkpoint(const Transformer& model, const Optimizer& optimizer, const
                      const std::string& out_dir, const std::string& folder,
                      const std::string& tokenizer_dir);
 
-// The state of the latest checkpoint, with its folder; nullopt when OUT has none.
+// The state of the latest checkpoint, with its folder; nullopt when OUT has none. In an
+// unfinished run, a latest checkpoint that is not whole (its trainer_state.json does not
+// parse, or its weights or optimizer state are cut short) is named in a warning and the newest
+// whole checkpoint-N/ or epoch-N/ folder is used instead; without one, the Error says which
+// folder and file to delete to start again.
 struct LatestCheckpoint {
   std::string folder;  // full path
   TrainerState state;
