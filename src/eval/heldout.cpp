@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/progress.h"
+#include "data/packing.h"
 #include "data/pairs.h"
 #include "data/sft_data.h"
 #include "eval/metrics.h"
@@ -29,13 +30,10 @@ HeldoutSftResult heldout_sft(const Transformer& model, const TextCodec& codec, c
   for (const auto& micro : group_by_length(all, lengths, options.batch_size)) {
     std::vector<LabeledSequence> sequences;
     for (int64_t i : micro) sequences.push_back(examples[i].sequence);
-    const SequenceBatch batch = collate_sequences(sequences);
-    const at::Tensor hidden = model.forward_hidden(batch.input_ids.to(model.device()),
-                                                   batch.attention_mask.to(model.device()));  // [N, T, C]
-    const at::Tensor logprobs = model.target_logprobs(hidden, batch.targets.to(model.device()));  // [N, T]
-    const at::Tensor mask = batch.target_mask.to(logprobs.device()).to(logprobs.scalar_type());
-    result.nll_sum -= (logprobs * mask).sum().to(at::kDouble).item<double>();
-    result.tokens += static_cast<int64_t>(batch.target_mask.sum().item<float>());
+    const PackedBatch batch = pack_sequences(sequences);  // padding-free (data/packing.h)
+    const at::Tensor logprobs = model.packed_logprobs(batch.tokens);  // [scored tokens]
+    result.nll_sum -= logprobs.sum().to(at::kDouble).item<double>();
+    result.tokens += logprobs.numel();
     done += static_cast<int64_t>(micro.size());
     progress.update(done);
   }
@@ -61,7 +59,7 @@ std::vector<TokenPair> load_heldout_pairs(const TextCodec& codec, const StopToke
 
 ReferenceLogprobs score_heldout_pairs(const Transformer& model, const std::vector<TokenPair>& pairs,
                                       const HeldoutPairsOptions& options) {
-  return compute_reference_logprobs(model, pairs, options.batch_size, 1024, "held-out pairs");
+  return compute_reference_logprobs(model, pairs, MicroBatching{options.batch_size}, 1024, "held-out pairs");
 }
 
 HeldoutPairsResult summarize_pair_rewards(const std::vector<TokenPair>& pairs, const ReferenceLogprobs& model,
