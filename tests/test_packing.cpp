@@ -14,6 +14,7 @@
 #include "data/collate.h"
 #include "data/packing.h"
 #include "data/pairs.h"
+#include "eval/loglikelihood.h"
 #include "io/jsonl.h"
 #include "io/safetensors.h"
 #include "model/config.h"
@@ -430,4 +431,46 @@ TEST(Packing, SftAndReferenceScoringEqualThePaddedPath) {
   PairScores padded = unpacked_scores(model, pointers(pairs));
   expect_close(at::tensor(packed.real, at::kDouble), padded.real, 1e-5, "reference real");
   expect_close(at::tensor(packed.generated, at::kDouble), padded.generated, 1e-5, "reference generated");
+}
+
+// lm-eval requests sharing a context are one block (context once, each continuation a
+// branch): every score and is_greedy equal the padded forward of that request alone, with
+// the harness's left truncation, and with sharing on or off.
+TEST(Packing, LoglikelihoodWithSharedContextsEqualsEachRequestAlone) {
+  Transformer model = random_model("llama", 23);
+  std::mt19937_64 rng(47);
+  std::vector<LoglikelihoodRequest> requests;
+  const std::vector<int64_t> context = random_ids(rng, 12);
+  for (int64_t length : {1, 3, 1, 5}) requests.push_back({context, random_ids(rng, length)});
+  requests.push_back(requests[1]);                       // a repeated request
+  requests.push_back({random_ids(rng, 30), random_ids(rng, 4)});  // truncated to max_length 20
+  requests.push_back({random_ids(rng, 3), random_ids(rng, 2)});
+  at::NoGradGuard no_grad;
+  auto alone = [&](const LoglikelihoodRequest& r, int64_t max_length) {
+    std::vector<int64_t> whole = r.context;
+    whole.insert(whole.end(), r.continuation.begin(), r.continuation.end());
+    const size_t keep = std::min<size_t>(whole.size(), static_cast<size_t>(max_length + 1));
+    std::vector<int64_t> cut(whole.end() - static_cast<std::ptrdiff_t>(keep), whole.end());
+    const at::Tensor input = at::tensor(std::vector<int64_t>(cut.begin(), cut.end() - 1), at::kLong).unsqueeze(0);
+    const at::Tensor targets = at::tensor(std::vector<int64_t>(cut.begin() + 1, cut.end()), at::kLong);
+    const at::Tensor logits = model.logits(model.forward_hidden(input, at::ones_like(input)))[0];
+    const int64_t n = static_cast<int64_t>(r.continuation.size()), T = targets.size(0);
+    const at::Tensor scored = logits.narrow(0, T - n, n);
+    const double total = scored.log_softmax(-1).gather(1, targets.narrow(0, T - n, n).unsqueeze(1)).sum().item<double>();
+    return std::make_pair(total, scored.argmax(-1).eq(targets.narrow(0, T - n, n)).all().item<bool>());
+  };
+  for (bool merge : {true, false}) {
+    SCOPED_TRACE(merge);
+    LoglikelihoodOptions options;
+    options.batch_size = 2;
+    options.max_length = 20;
+    options.merge_identical_inputs = merge;
+    const auto results = score_loglikelihood(model, requests, options);
+    ASSERT_EQ(results.size(), requests.size());
+    for (size_t i = 0; i < requests.size(); ++i) {
+      const auto [want, greedy] = alone(requests[i], 20);
+      EXPECT_NEAR(results[i].logprob, want, 1e-5 * (1 + std::abs(want))) << "request " << i;
+      EXPECT_EQ(results[i].is_greedy, greedy) << "request " << i;
+    }
+  }
 }

@@ -30,6 +30,7 @@ struct RunCliOptions {
   bool validate_only = false;
   std::string device = "auto";
   std::string dtype = "auto";
+  int64_t max_tokens_per_micro_batch = 0;  // applied to every iteration when given
 };
 
 std::string gib(int64_t bytes) {
@@ -158,10 +159,18 @@ CommandAction setup_run(CLI::App& app) {
                                         "recipe's device (--resume may continue on another device)");
   app.add_option("--dtype", o->dtype, std::string(kTrainingDtypeHelp) + "; must agree with the recipe's "
                                       "torch_dtype / bf16 when both are given");
-  return [o] {
+  CLI::Option* token_budget = app.add_option("--max-tokens-per-micro-batch", o->max_tokens_per_micro_batch,
+                 "every iteration's max_tokens_per_micro_batch (recipe key): micro-batches of pairs up to "
+                 "this many packed tokens (0: no token budget)");
+  return [o, token_budget] {
     install_stop_signals();  // SIGTERM/SIGINT/SIGUSR1: save at the next safe point, then stop
     // The whole recipe is validated before anything is written.
-    const Recipe recipe = load_recipe(o->config);
+    Recipe recipe = load_recipe(o->config);
+    if (token_budget->count() > 0) {
+      check(o->max_tokens_per_micro_batch >= 0, "--max-tokens-per-micro-batch must be 0 (no token budget) or positive, got ",
+            o->max_tokens_per_micro_batch);
+      for (TrainSettings& t : recipe.iterations) t.max_tokens_per_micro_batch = o->max_tokens_per_micro_batch;
+    }
     if (o->validate_only) {
       // The same resolution run_spin does first: a bad --device/--dtype fails the check too.
       const RunPlacement chosen = resolve_placement(recipe.placement, o->device, o->dtype);

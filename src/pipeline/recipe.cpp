@@ -26,7 +26,8 @@ const std::vector<std::string> kTrainKeys = {
     "learning_rate", "beta", "loss_type", "num_train_epochs", "per_device_train_batch_size",
     "gradient_accumulation_steps", "max_length", "max_prompt_length", "warmup_ratio",
     "lr_scheduler_type", "optim", "weight_decay", "max_grad_norm", "logging_steps",
-    "sft_weight", "mix_previous", "gradient_checkpointing", "optimizer_state_dtype", "save_steps"};
+    "sft_weight", "mix_previous", "gradient_checkpointing", "optimizer_state_dtype", "save_steps",
+    "max_tokens_per_micro_batch"};
 
 // The top-level keys besides the training keys.
 const std::vector<std::string> kTopKeys = {"model_name_or_path", "output_dir", "seed", "num_iterations", "device",
@@ -182,6 +183,7 @@ void read_train(const Section& s, TrainSettings& t) {
            {{"sigmoid", "logistic"}});
   s.integer("num_train_epochs", t.num_train_epochs, 1);
   s.integer("per_device_train_batch_size", t.per_device_train_batch_size, 1);
+  s.integer("max_tokens_per_micro_batch", t.max_tokens_per_micro_batch, 0);
   s.integer("gradient_accumulation_steps", t.gradient_accumulation_steps, 1);
   s.integer("max_length", t.max_length, 2);
   s.integer("max_prompt_length", t.max_prompt_length, 1);
@@ -570,6 +572,7 @@ std::string recipe_to_json(const Recipe& r) {
     if (t.gradient_checkpointing) it["gradient_checkpointing"] = true;
     if (t.optimizer_state_dtype != "fp32") it["optimizer_state_dtype"] = t.optimizer_state_dtype;
     if (t.save_steps > 0) it["save_steps"] = t.save_steps;
+    if (t.max_tokens_per_micro_batch > 0) it["max_tokens_per_micro_batch"] = t.max_tokens_per_micro_batch;
     iterations.push_back(it);
   }
   const SamplingSettings& g = r.generation;
