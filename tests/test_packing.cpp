@@ -20,6 +20,7 @@
 #include "model/config.h"
 #include "model/hf_model.h"
 #include "model/transformer.h"
+#include "pipeline/recipe.h"
 #include "train/losses.h"
 #include "train/reference_logprobs.h"
 #include "train/sft_trainer.h"
@@ -473,4 +474,44 @@ TEST(Packing, LoglikelihoodWithSharedContextsEqualsEachRequestAlone) {
       EXPECT_EQ(results[i].is_greedy, greedy) << "request " << i;
     }
   }
+}
+
+// The recipe key: read at the top level and per iteration, bad values named with key and
+// FILE:LINE, in recipe.json only when set (older run folders still resume).
+TEST(Packing, RecipeKeyMaxTokensPerMicroBatch) {
+  const std::string minimal = "model_name_or_path: m\ndata:\n  train: t.jsonl\n";  // lines 1-3
+  const Recipe r = parse_recipe(minimal + "max_tokens_per_micro_batch: 4096\niterations:\n  - {}\n"
+                                          "  - {max_tokens_per_micro_batch: 0}\n", "r.yaml");
+  ASSERT_EQ(r.iterations.size(), 2u);
+  EXPECT_EQ(r.iterations[0].max_tokens_per_micro_batch, 4096);
+  EXPECT_EQ(r.iterations[1].max_tokens_per_micro_batch, 0);
+  const json written = json::parse(recipe_to_json(r));
+  EXPECT_EQ(written["iterations"][0].at("max_tokens_per_micro_batch"), 4096);
+  EXPECT_FALSE(written["iterations"][1].contains("max_tokens_per_micro_batch"));
+  const std::string bad = error_of([&] { parse_recipe(minimal + "max_tokens_per_micro_batch: -5\n", "r.yaml"); });
+  EXPECT_NE(bad.find("r.yaml:4"), std::string::npos) << bad;
+  EXPECT_NE(bad.find("max_tokens_per_micro_batch"), std::string::npos) << bad;
+}
+
+// `spinlm train --max-tokens-per-micro-batch`: a run with a budget trains; a negative budget
+// is a clear error.
+TEST(Packing, TrainCommandTakesATokenBudget) {
+  const std::string dir = testkit::make_temp_dir("packing-cli");
+  save_model(random_model("llama", 3), dir + "/model");
+  std::vector<json> rows;
+  for (const TokenPair& p : random_pairs(4, 53)) {
+    rows.push_back({{"prompt_ids", p.prompt}, {"real_ids", p.real}, {"generated_ids", p.generated}});
+  }
+  write_jsonl_atomic(dir + "/pairs.jsonl", rows);
+  const std::string common = "train --model " + testkit::shell_quote(dir + "/model") + " --data " +
+                             testkit::shell_quote(dir + "/pairs.jsonl") + " --batch-size 4 --epochs 1 --logging-steps 1";
+  auto ok = testkit::run_spinlm(common + " --output " + testkit::shell_quote(dir + "/out") +
+                                " --max-tokens-per-micro-batch 30");
+  ASSERT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_EQ(read_jsonl(dir + "/out/metrics.jsonl").size(), 1u);
+  auto bad = testkit::run_spinlm(common + " --output " + testkit::shell_quote(dir + "/bad") +
+                                 " --max-tokens-per-micro-batch -3");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("max tokens per micro-batch must be 0 (no budget) or positive, got -3"), std::string::npos)
+      << bad.output;
 }
