@@ -19,7 +19,7 @@
 // Model: Qwen2-0.5B's widths (hidden 896, MLP 4864, 14 heads over 2 KV heads, head 64,
 // vocabulary 151936, tied, q/k/v biases) with --layers decoder layers (24 in the real model).
 // Usage: bench_packing [--threads 2] [--layers 4] [--pairs 8] [--micro 2] [--budget 4096]
-//                      [--seed 17] [--docs 8] [--eval-batch 4]
+//                      [--seed 17] [--docs 8] [--eval-batch 4] [--parts step,reference,mc]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -224,8 +224,13 @@ int main(int argc, char** argv) {
   int64_t layers = 4, pairs_n = 8, docs = 8, eval_batch = 4;
   uint64_t seed = 17;
   Setup setup;
+  std::string parts = "step,reference,mc";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string arg = argv[i];
+    if (arg == "--parts") {
+      parts = argv[i + 1];
+      continue;
+    }
     const int64_t value = std::atoll(argv[i + 1]);
     if (arg == "--threads") threads = static_cast<int>(value);
     else if (arg == "--layers") layers = value;
@@ -265,14 +270,19 @@ int main(int argc, char** argv) {
     }
     std::printf("%s: mean prompt %.0f, real %.0f, generated %.0f tokens\n", name, double(prompt) / pairs.size(),
                 double(real) / pairs.size(), double(generated) / pairs.size());
-    const auto [step_today, step_packed] = spin_step(model, pairs, setup);
-    report((std::string(name) + " SPIN step (fwd+bwd)").c_str(), useful, step_today, step_packed);
-    const auto [ref_today, ref_packed] = reference_scoring(model, pairs, setup);
-    report((std::string(name) + " reference scoring").c_str(), useful, ref_today, ref_packed);
+    if (parts.find("step") != std::string::npos) {
+      const auto [step_today, step_packed] = spin_step(model, pairs, setup);
+      report((std::string(name) + " SPIN step (fwd+bwd)").c_str(), useful, step_today, step_packed);
+    }
+    if (parts.find("reference") != std::string::npos) {
+      const auto [ref_today, ref_packed] = reference_scoring(model, pairs, setup);
+      report((std::string(name) + " reference scoring").c_str(), useful, ref_today, ref_packed);
+    }
   }
   // lm-eval multiple choice: one context (300-400 tokens), 4 continuations.
   std::mt19937_64 rng(seed);
   for (int64_t continuation : {1, 20}) {
+    if (parts.find("mc") == std::string::npos) break;
     std::vector<LoglikelihoodRequest> requests;
     // Useful: the model inputs the scores need, each context once and each continuation but
     // its last token; the packed stream also holds each continuation's last token.
