@@ -138,7 +138,7 @@ TEST(StopTokens, SpinStepOnAPairOfEqualTextsHasZeroMargin) {
     const Transformer opponent = load_model(dir);
     Transformer policy = load_model(dir);
     testkit::randomize_parameters(policy, 11, 0.5);
-    const ReferenceLogprobs reference = compute_reference_logprobs(opponent, pairs, 2);
+    const ReferenceLogprobs reference = compute_reference_logprobs(opponent, pairs, MicroBatching{2});
     std::vector<const TokenPair*> batch;
     for (const TokenPair& p : pairs) batch.push_back(&p);
     const SpinMicroOutput out = spin_micro_loss(policy, batch, reference.real, reference.generated,

@@ -164,7 +164,7 @@ TEST(SpinTrainer, LossAndGradientsMatchPythonReference) {
   const std::string dir = testkit::make_temp_dir("spin-ref");
   std::vector<TokenPair> pairs;
   for (auto& row : random_pair_rows(3, 11)) pairs.push_back(parse_pair_row(row, "test", nullptr, StopTokens::single(kEos)));
-  ReferenceLogprobs ref = compute_reference_logprobs(opponent, pairs, 2);
+  ReferenceLogprobs ref = compute_reference_logprobs(opponent, pairs, MicroBatching{2});
   struct Case { std::string loss; double beta; double sft; };
   for (const Case& c : std::vector<Case>{{"logistic", 0.1, 0.0}, {"hinge", 0.5, 0.0}, {"exponential", 0.3, 0.0},
                                          {"ipo", 0.2, 0.0}, {"logistic", 1.0, 0.5}}) {

@@ -31,6 +31,7 @@ struct RunCliOptions {
   bool list_keys = false;
   std::string device = "auto";
   std::string dtype = "auto";
+  int64_t max_tokens_per_micro_batch = kNoLimit;  // applied to every iteration when given
 };
 
 std::string gib(int64_t bytes) {
@@ -160,7 +161,11 @@ CommandAction setup_run(CLI::App& app) {
                                         "recipe's device (--resume may continue on another device)");
   app.add_option("--dtype", o->dtype, std::string(kTrainingDtypeHelp) + "; must agree with the recipe's "
                                       "torch_dtype / bf16 when both are given");
-  return [o] {
+  CLI::Option* token_budget = app.add_option("--max-tokens-per-micro-batch", o->max_tokens_per_micro_batch,
+                 "every iteration's max_tokens_per_micro_batch (recipe key): micro-batches of pairs up to "
+                 "this many packed tokens (default: the recipe's; none: a fixed count of pairs)")
+      ->check(CLI::PositiveNumber);
+  return [o, token_budget] {
     if (o->list_keys) {
       std::printf("%s", recipe_key_list().c_str());
       return;
@@ -168,7 +173,9 @@ CommandAction setup_run(CLI::App& app) {
     check(!o->config.empty(), "spinlm run needs --config RECIPE.yaml (spinlm run --list-keys lists its keys)");
     install_stop_signals();  // SIGTERM/SIGINT/SIGUSR1: save at the next safe point, then stop
     // The whole recipe is validated before anything is written.
-    const Recipe recipe = load_recipe(o->config);
+    Recipe recipe = load_recipe(o->config);
+    if (token_budget->count() > 0)
+      for (TrainSettings& t : recipe.iterations) t.max_tokens_per_micro_batch = o->max_tokens_per_micro_batch;
     if (o->validate_only) {
       // The same resolution run_spin does first: a bad --device/--dtype fails the check too.
       const RunPlacement chosen = resolve_placement(recipe.placement, o->device, o->dtype);

@@ -24,6 +24,10 @@ void add_loop_options(CLI::App& app, TrainLoopOptions& loop) {
   app.add_option("--epochs", loop.epochs, "epochs");
   app.add_option("--batch-size", loop.batch_size, "examples per optimizer step");
   app.add_option("--micro-batch-size", loop.micro_batch_size, "examples per forward/backward");
+  app.add_option("--max-tokens-per-micro-batch", loop.max_tokens_per_micro_batch,
+                 "form micro-batches by packed tokens instead: examples up to this many tokens per "
+                 "forward/backward (default: --micro-batch-size examples each)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--max-grad-norm", loop.max_grad_norm, "global gradient-norm clip (0: none)");
   app.add_option("--logging-steps", loop.logging_steps, "steps per metrics.jsonl row");
   app.add_option("--save-steps", loop.save_steps, "also checkpoint every N steps (0: epoch ends only)");

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/progress.h"
+#include "data/packing.h"
 #include "data/pairs.h"
 #include "data/sft_data.h"
 #include "eval/metrics.h"
@@ -33,13 +34,10 @@ HeldoutSftResult heldout_sft(const Transformer& model, const TextCodec& codec, c
   for (const auto& micro : group_by_length(mine, lengths, options.batch_size)) {
     std::vector<LabeledSequence> sequences;
     for (int64_t i : micro) sequences.push_back(examples[i].sequence);
-    const SequenceBatch batch = collate_sequences(sequences);
-    const at::Tensor hidden = model.forward_hidden(batch.input_ids.to(model.device()),
-                                                   batch.attention_mask.to(model.device()));  // [N, T, C]
-    const at::Tensor logprobs = model.target_logprobs(hidden, batch.targets.to(model.device()));  // [N, T]
-    const at::Tensor mask = batch.target_mask.to(logprobs.device()).to(logprobs.scalar_type());
-    result.nll_sum -= (logprobs * mask).sum().to(at::kDouble).item<double>();
-    result.tokens += static_cast<int64_t>(batch.target_mask.sum().item<float>());
+    const PackedBatch batch = pack_sequences(sequences);  // padding-free (data/packing.h)
+    const at::Tensor logprobs = model.packed_logprobs(batch.tokens);  // [scored tokens]
+    result.nll_sum -= logprobs.sum().to(at::kDouble).item<double>();
+    result.tokens += logprobs.numel();
     done += static_cast<int64_t>(micro.size());
     progress.update(done);
   }
@@ -70,12 +68,12 @@ std::vector<TokenPair> load_heldout_pairs(const TextCodec& codec, const StopToke
 ReferenceLogprobs score_heldout_pairs(const Transformer& model, const std::vector<TokenPair>& pairs,
                                       const HeldoutPairsOptions& options) {
   if (options.ranks.group == nullptr)
-    return compute_reference_logprobs(model, pairs, options.batch_size, 1024, "held-out pairs");
+    return compute_reference_logprobs(model, pairs, MicroBatching{options.batch_size}, 1024, "held-out pairs");
   // [dist] This rank's pairs (i % ranks == rank), placed among zeros and summed over the ranks.
   std::vector<TokenPair> mine;
   for (size_t i = 0; i < pairs.size(); ++i)
     if (options.ranks.mine(int64_t(i))) mine.push_back(pairs[i]);
-  const ReferenceLogprobs part = compute_reference_logprobs(model, mine, options.batch_size, 1024, "held-out pairs");
+  const ReferenceLogprobs part = compute_reference_logprobs(model, mine, MicroBatching{options.batch_size}, 1024, "held-out pairs");
   const size_t n = pairs.size();
   std::vector<double> all(4 * n, 0.0);
   for (size_t k = 0, i = size_t(options.ranks.index()); i < n; ++k, i += size_t(options.ranks.count())) {

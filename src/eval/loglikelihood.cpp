@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/progress.h"
+#include "data/packing.h"
 #include "eval/py_string.h"
 
 namespace spinlm {
@@ -34,20 +35,18 @@ LoglikelihoodRequest encode_loglikelihood_request(const Tokenizer& tokenizer, co
 
 namespace {
 
-// One model input and the scored spans it serves.
-struct Span {
-  size_t request = 0;
-  int64_t start = 0;  // position whose output predicts continuation[0]
-  std::vector<int64_t> targets;
-};
-struct Row {
-  std::vector<int64_t> input;
-  std::vector<Span> spans;
+// One block of the packed stream (data/packing.h): a context as the model reads it and the
+// distinct continuations that follow it, each serving the requests listed for it.
+struct ContextBlock {
+  std::vector<int64_t> context;
+  std::vector<std::vector<int64_t>> continuations;
+  std::vector<std::vector<size_t>> requests;  // per continuation
 };
 
-std::vector<Row> build_rows(const std::vector<LoglikelihoodRequest>& requests, int64_t max_length, bool merge) {
-  std::vector<Row> rows;
-  std::map<std::vector<int64_t>, size_t> row_of_input;
+std::vector<ContextBlock> build_blocks(const std::vector<LoglikelihoodRequest>& requests, int64_t max_length,
+                                       bool merge) {
+  std::vector<ContextBlock> blocks;
+  std::map<std::vector<int64_t>, size_t> block_of_context;
   for (size_t i = 0; i < requests.size(); ++i) {
     const auto& request = requests[i];
     check(!request.context.empty(), "log-likelihood request ", i, " has an empty context");
@@ -55,25 +54,32 @@ std::vector<Row> build_rows(const std::vector<LoglikelihoodRequest>& requests, i
           " has an empty continuation (the continuation text tokenised to nothing)");
     check(static_cast<int64_t>(request.continuation.size()) <= max_length, "log-likelihood request ", i,
           ": continuation of ", request.continuation.size(), " tokens exceeds the model's length ", max_length);
-    std::vector<int64_t> whole = request.context;
-    whole.insert(whole.end(), request.continuation.begin(), request.continuation.end());
-    // (context + continuation)[-(max_length + 1):][:-1]
-    const size_t keep = std::min(whole.size(), static_cast<size_t>(max_length + 1));
-    std::vector<int64_t> input(whole.end() - static_cast<std::ptrdiff_t>(keep), whole.end() - 1);
-    Span span;
-    span.request = i;
-    span.start = static_cast<int64_t>(input.size() - request.continuation.size());
-    span.targets = request.continuation;
-    // A one-token continuation reads only the context: every choice of a shared context
-    // becomes a span of the same row.
-    auto found = merge ? row_of_input.find(input) : row_of_input.end();
-    if (found == row_of_input.end()) {
-      found = row_of_input.insert_or_assign(input, rows.size()).first;
-      rows.push_back(Row{std::move(input), {}});
+    // The model reads (context + continuation)[-(max_length + 1):][:-1]: the context keeps its
+    // last max_length + 1 - len(continuation) tokens.
+    const size_t keep = std::min(request.context.size() + request.continuation.size(),
+                                 static_cast<size_t>(max_length + 1)) - request.continuation.size();
+    std::vector<int64_t> context(request.context.end() - static_cast<std::ptrdiff_t>(keep), request.context.end());
+    auto found = merge ? block_of_context.find(context) : block_of_context.end();
+    if (found == block_of_context.end()) {
+      found = block_of_context.insert_or_assign(context, blocks.size()).first;
+      blocks.push_back(ContextBlock{std::move(context), {}, {}});
     }
-    rows[found->second].spans.push_back(std::move(span));
+    ContextBlock& block = blocks[found->second];
+    size_t k = 0;
+    while (k < block.continuations.size() && block.continuations[k] != request.continuation) ++k;
+    if (k == block.continuations.size()) {
+      block.continuations.push_back(request.continuation);
+      block.requests.emplace_back();
+    }
+    block.requests[k].push_back(i);
   }
-  return rows;
+  return blocks;
+}
+
+int64_t block_tokens(const ContextBlock& block) {
+  int64_t n = static_cast<int64_t>(block.context.size());
+  for (const auto& c : block.continuations) n += static_cast<int64_t>(c.size());
+  return n;
 }
 
 }  // namespace
@@ -85,47 +91,38 @@ std::vector<LoglikelihoodResult> score_loglikelihood(const Transformer& model,
       options.max_length > 0 ? options.max_length : model.config().max_position_embeddings;
   check(max_length > 0, "log-likelihood: unknown maximum length (config has no max_position_embeddings)");
   check(options.batch_size > 0, "--batch-size must be positive");
-  std::vector<Row> rows = build_rows(requests, max_length, options.merge_identical_inputs);
-  // Longest first: the first batch shows at once whether memory suffices, and rows of
-  // similar length pad little.
-  std::vector<size_t> order(rows.size());
+  std::vector<ContextBlock> blocks = build_blocks(requests, max_length, options.merge_identical_inputs);
+  // Longest first: the first forward shows at once whether memory suffices.
+  std::vector<size_t> order(blocks.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return rows[a].input.size() > rows[b].input.size(); });
+                   [&](size_t a, size_t b) { return block_tokens(blocks[a]) > block_tokens(blocks[b]); });
 
   std::vector<LoglikelihoodResult> results(requests.size());
   at::NoGradGuard no_grad;
   std::unique_ptr<Progress> progress;
-  if (options.show_progress) progress = std::make_unique<Progress>("log-likelihoods", static_cast<int64_t>(rows.size()), "rows");
+  if (options.show_progress) progress = std::make_unique<Progress>("log-likelihoods", static_cast<int64_t>(blocks.size()), "contexts");
   for (size_t begin = 0; begin < order.size(); begin += static_cast<size_t>(options.batch_size)) {
     const size_t end = std::min(order.size(), begin + static_cast<size_t>(options.batch_size));
-    const int64_t B = static_cast<int64_t>(end - begin);
-    const int64_t T = static_cast<int64_t>(rows[order[begin]].input.size());
-    at::Tensor ids = at::zeros({B, T}, at::kLong);   // [B, T]
-    at::Tensor mask = at::zeros({B, T}, at::kLong);  // [B, T]
-    auto ids_a = ids.accessor<int64_t, 2>();
-    auto mask_a = mask.accessor<int64_t, 2>();
-    for (int64_t b = 0; b < B; ++b) {
-      const auto& input = rows[order[begin + b]].input;
-      for (size_t t = 0; t < input.size(); ++t) {
-        ids_a[b][t] = input[t];
-        mask_a[b][t] = 1;
+    // One padding-free stream: each context once, its continuations after it (data/packing.h).
+    std::vector<PackBlock> packed_blocks;
+    std::vector<const std::vector<size_t>*> served;  // per output: the requests it answers
+    for (size_t b = begin; b < end; ++b) {
+      const ContextBlock& block = blocks[order[b]];
+      PackBlock packed;
+      packed.prefix.ids = block.context;
+      for (size_t k = 0; k < block.continuations.size(); ++k) {
+        const auto& c = block.continuations[k];
+        packed.branches.push_back({c, std::vector<uint8_t>(c.size(), 1), static_cast<int64_t>(served.size())});
+        served.push_back(&block.requests[k]);
       }
+      packed_blocks.push_back(std::move(packed));
     }
-    const at::Tensor hidden = model.forward_hidden(ids.to(model.device()), mask.to(model.device()));  // [B, T, C]
+    const PackedBatch batch = pack_blocks(packed_blocks, static_cast<int64_t>(served.size()));
+    const at::Tensor hidden = model.forward_packed(batch.tokens);  // [N, C]
     // Only the scored positions go through the LM head: [P, C] -> [P, V].
-    std::vector<int64_t> flat_positions, flat_targets;
-    for (int64_t b = 0; b < B; ++b) {
-      for (const Span& span : rows[order[begin + b]].spans) {
-        for (size_t j = 0; j < span.targets.size(); ++j) {
-          flat_positions.push_back(b * T + span.start + static_cast<int64_t>(j));
-          flat_targets.push_back(span.targets[j]);
-        }
-      }
-    }
-    const at::Tensor positions = at::tensor(flat_positions, at::kLong).to(model.device());
-    const at::Tensor selected = hidden.reshape({B * T, hidden.size(2)}).index_select(0, positions);  // [P, C]
-    const at::Tensor targets = at::tensor(flat_targets, at::kLong).to(model.device());              // [P]
+    const at::Tensor selected = hidden.index_select(0, batch.tokens.score_sources.to(model.device()));
+    const at::Tensor targets = batch.tokens.score_targets.to(model.device());
     at::Tensor logprobs, greedy;
     {
       const at::Tensor logits = model.logits(selected).to(at::kFloat);  // [P, V]
@@ -135,14 +132,11 @@ std::vector<LoglikelihoodResult> score_loglikelihood(const Transformer& model,
     }
     const double* lp = logprobs.data_ptr<double>();
     const bool* gr = greedy.data_ptr<bool>();
-    size_t k = 0;
-    for (int64_t b = 0; b < B; ++b) {
-      for (const Span& span : rows[order[begin + b]].spans) {
-        LoglikelihoodResult& result = results[span.request];
-        for (size_t j = 0; j < span.targets.size(); ++j, ++k) {
-          result.logprob += lp[k];
-          result.is_greedy = result.is_greedy && gr[k];
-        }
+    const int64_t* owner = batch.score_outputs.data_ptr<int64_t>();
+    for (int64_t k = 0; k < logprobs.numel(); ++k) {
+      for (size_t request : *served[owner[k]]) {
+        results[request].logprob += lp[k];
+        results[request].is_greedy = results[request].is_greedy && gr[k];
       }
     }
     if (progress) progress->update(static_cast<int64_t>(end));

@@ -6,9 +6,11 @@
 // - scoring (_loglikelihood_tokens): the model reads (context + continuation)[-(L + 1):][:-1]
 //   (L the model's maximum length); the result is the sum of the continuation tokens'
 //   log-probs and whether each of them is the argmax (is_greedy).
-// Requests are sorted longest first and batched (padding on the right); requests whose model
-// input is identical (a shared context with one-token continuations, as in MMLU) are computed
-// in one row; results come back in the original order.
+// Requests that share a context (as the model reads it, after truncation) are one packed
+// block (data/packing.h): the context once, then each distinct continuation attending to the
+// context and itself only (lm-eval's multiple-choice tasks: one context, 4 continuations).
+// Blocks are sorted longest first and batch_size of them make one padding-free forward;
+// results come back in the original order.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -31,10 +33,10 @@ struct LoglikelihoodResult {
 };
 
 struct LoglikelihoodOptions {
-  int64_t batch_size = 16;  // rows per forward
+  int64_t batch_size = 16;  // contexts (packed blocks) per forward
   int64_t max_length = 0;   // 0: the model's max_position_embeddings
   bool show_progress = false;
-  // Requests with identical model input share one row (off: one row per request; for
+  // Requests with the same context share one block (off: one block per request; for
   // benchmarks).
   bool merge_identical_inputs = true;
 };

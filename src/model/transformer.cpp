@@ -50,6 +50,13 @@ struct Transformer::CacheWrite {
   at::Tensor write_positions;  // [S] int64 on the device
 };
 
+// forward_packed's blocks: block b is stream rows starts[b] .. starts[b + 1] - 1, with the
+// additive attention mask masks[b] [1, 1, L, L].
+struct Transformer::BlockMasks {
+  std::vector<int64_t> starts;
+  std::vector<at::Tensor> masks;
+};
+
 namespace {
 
 // x [N, in] -> [N, out] with weight [out, in] and optional bias [out].
@@ -272,7 +279,7 @@ at::Tensor Transformer::cached_keys_mask(const at::Tensor& positions, int64_t ke
 
 at::Tensor Transformer::layer_forward(const Layer& layer, const at::Tensor& x, const at::Tensor& cos,
                                       const at::Tensor& sin, const at::Tensor& mask,
-                                      const CacheWrite* cache) const {
+                                      const CacheWrite* cache, const BlockMasks* blocks) const {
   const int64_t B = x.size(0), T = x.size(1), C = x.size(2);
   const int64_t H = config_.num_attention_heads, Hkv = config_.num_key_value_heads, D = config_.head_dim;
   const double eps = config_.rms_norm_eps;
@@ -330,7 +337,19 @@ at::Tensor Transformer::layer_forward(const Layer& layer, const at::Tensor& x, c
       values = value_store.narrow(2, 0, cache->key_length).index_select(0, cache->slots);
     }
   }
-  at::Tensor attended = attention(q, keys, values, mask);                 // [B*T, H*D]
+  at::Tensor attended;  // [B*T, H*D]
+  if (blocks == nullptr) {
+    attended = attention(q, keys, values, mask);
+  } else {
+    // One packed row (B = 1): each block attends within itself only.
+    std::vector<at::Tensor> parts;
+    for (size_t b = 0; b + 1 < blocks->starts.size(); ++b) {
+      const int64_t start = blocks->starts[b], length = blocks->starts[b + 1] - start;
+      parts.push_back(attention(q.narrow(2, start, length), keys.narrow(2, start, length),
+                                values.narrow(2, start, length), blocks->masks[b]));
+    }
+    attended = parts.size() == 1 ? parts[0] : at::cat(parts, 0);
+  }
   at::Tensor residual = x + project(attended, layer.o_weight, layer.o_bias).view({B, T, C});
 
   // MLP block: down(silu(gate(h)) * up(h)).
@@ -376,11 +395,16 @@ at::Tensor Transformer::forward_hidden(const at::Tensor& input_ids, const at::Te
   }
 
   at::Tensor x = at::embedding(embed_tokens_, ids);  // [B, T, C]
+  return run_layers(x, cos, sin, mask, nullptr);
+}
+
+at::Tensor Transformer::run_layers(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin,
+                                   const at::Tensor& mask, std::shared_ptr<const BlockMasks> blocks) const {
   const bool checkpointed = gradient_checkpointing_ && at::GradMode::is_enabled();
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& layer = *layers_[i];
     if (!checkpointed) {
-      x = layer_forward(layer, x, cos, sin, mask, nullptr);
+      x = layer_forward(layer, x, cos, sin, mask, nullptr, blocks.get());
       continue;
     }
     // Keep only x; the layer runs again in the backward pass (model/recompute.h).
@@ -389,11 +413,47 @@ at::Tensor Transformer::forward_hidden(const at::Tensor& input_ids, const at::Te
     for (const auto& [name, tensor] : parameters_) {
       if (name.compare(0, prefix.size(), prefix) == 0) weights.push_back(tensor);
     }
-    x = recompute([this, &layer, cos = cos, sin = sin, mask](const at::Tensor& input) {
-      return layer_forward(layer, input, cos, sin, mask, nullptr);
+    x = recompute([this, &layer, cos = cos, sin = sin, mask, blocks](const at::Tensor& input) {
+      return layer_forward(layer, input, cos, sin, mask, nullptr, blocks.get());
     }, x, weights);
   }
   return rms_norm(x, final_norm_, config_.rms_norm_eps);
+}
+
+at::Tensor Transformer::forward_packed(const PackedTokens& packed) const {
+  const int64_t N = packed.input_ids.numel();
+  check(packed.input_ids.dim() == 1 && packed.positions.sizes() == packed.input_ids.sizes() &&
+            packed.branches.sizes() == packed.input_ids.sizes(),
+        "forward_packed: input_ids, positions and branches must all be [N]");
+  check(packed.block_starts.size() >= 2 && packed.block_starts.front() == 0 && packed.block_starts.back() == N,
+        "forward_packed: block_starts must run from 0 to the stream's ", N, " tokens");
+  at::Tensor ids = packed.input_ids.to(device_).to(at::kLong);
+  if (N > 0) {
+    int64_t low = ids.min().item<int64_t>(), high = ids.max().item<int64_t>();
+    check(low >= 0 && high < config_.vocab_size, "token id ", low < 0 ? low : high,
+          " is outside the vocabulary (size ", config_.vocab_size, ")");
+  }
+  at::Tensor positions = packed.positions.to(device_).to(at::kLong);
+  at::Tensor branches = packed.branches.to(device_).to(at::kLong);
+  auto blocks = std::make_shared<BlockMasks>();
+  blocks->starts = packed.block_starts;
+  for (size_t b = 0; b + 1 < packed.block_starts.size(); ++b) {
+    const int64_t start = packed.block_starts[b], length = packed.block_starts[b + 1] - start;
+    check(length > 0, "forward_packed: block ", b, " is empty");
+    at::Tensor allowed = packed_block_allowed(positions.narrow(0, start, length), branches.narrow(0, start, length),
+                                              config_.sliding_window);  // [L, L]
+    blocks->masks.push_back(additive_mask(allowed.unsqueeze(0), dtype_));  // [1, 1, L, L]
+  }
+  auto [cos, sin] = rope_cos_sin(positions.unsqueeze(0));  // [1, N, 1, D]
+  at::Tensor x = at::embedding(embed_tokens_, ids).unsqueeze(0);  // [1, N, C]
+  return run_layers(x, cos, sin, at::Tensor(), blocks).squeeze(0);  // [N, C]
+}
+
+at::Tensor Transformer::packed_logprobs(const PackedTokens& packed, int64_t chunk_positions) const {
+  at::Tensor hidden = forward_packed(packed);  // [N, C]
+  at::Tensor sources = packed.score_sources.to(device_).to(at::kLong);
+  at::Tensor rows = hidden.index_select(0, sources);  // [S, C]
+  return chunked_target_logprobs(rows, lm_head_, packed.score_targets.to(device_).to(at::kLong), chunk_positions);
 }
 
 at::Tensor Transformer::forward_cached(const at::Tensor& input_ids, const std::vector<int64_t>& token_counts,

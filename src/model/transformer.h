@@ -4,6 +4,7 @@
 // Parameters are plain tensors keyed by their HuggingFace names; autograd flows through
 // them when they require grad. Every tensor is created on the model's device and dtype.
 #pragma once
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "core/torch_pch.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
+#include "model/packed_tokens.h"
 
 namespace spinlm {
 
@@ -58,6 +60,16 @@ class Transformer {
   at::Tensor forward_decode_slots(const at::Tensor& input_ids, const at::Tensor& positions, KVCache& cache,
                                   int64_t key_length = 0) const;
 
+  // Padding-free forward over a packed stream (model/packed_tokens.h): hidden states [N, C]
+  // of its N tokens. The linear layers run on all N tokens at once; attention runs block by
+  // block with each block's own mask, so no position is padding and no block attends to
+  // another. Autograd and gradient checkpointing as forward_hidden.
+  at::Tensor forward_packed(const PackedTokens& packed) const;
+
+  // log p(score_targets[s] | its view) for every scored token of a packed stream -> [S]
+  // fp32 (fp64 for a double model): forward_packed + target_logprobs on the source rows.
+  at::Tensor packed_logprobs(const PackedTokens& packed, int64_t chunk_positions = 1024) const;
+
   // LM head: [..., C] -> [..., V] logits in fp32.
   at::Tensor logits(const at::Tensor& hidden) const;
 
@@ -96,6 +108,7 @@ class Transformer {
   at::Tensor inv_freq_;      // [D / 2] fp32 RoPE inverse frequencies (llama3-scaled if configured)
 
   struct CacheWrite;  // where forward_cached stores a layer's keys/values (defined in the .cpp)
+  struct BlockMasks;  // forward_packed's blocks and their attention masks (defined in the .cpp)
   // cos, sin [B, T, 1, D] in the model dtype for positions [B, T].
   std::pair<at::Tensor, at::Tensor> rope_cos_sin(const at::Tensor& positions) const;
   // Attention mask over cached keys: queries at positions [B, T] (int64, on the device) see
@@ -104,9 +117,15 @@ class Transformer {
   at::Tensor cached_keys_mask(const at::Tensor& positions, int64_t key_length) const;
   // One decoder layer on x [B, T, C]; mask [B, 1, T, S] additive. Without cache the keys
   // are this call's own (S = T); with one, they are the slots' cached keys after writing.
+  // With blocks (forward_packed, B = 1, no cache) attention runs per block with its mask.
   at::Tensor layer_forward(const Layer& layer, const at::Tensor& x, const at::Tensor& cos,
                            const at::Tensor& sin, const at::Tensor& mask,
-                           const CacheWrite* cache) const;
+                           const CacheWrite* cache, const BlockMasks* blocks = nullptr) const;
+  // The decoder layers over x [B, T, C] (checkpointed when gradient checkpointing is on and
+  // autograd records), then the final norm.
+  // blocks is shared with the recomputing backward, which runs after the forward returns.
+  at::Tensor run_layers(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
+                        std::shared_ptr<const BlockMasks> blocks) const;
 };
 
 }  // namespace spinlm

@@ -350,6 +350,8 @@ const Keys<TrainSettings>& train_keys() {
              },
              [](const T& t) { return nlohmann::json(t.optimizer_state_dtype == "bf16" ? "bfloat16" : "float32"); }},
       integer("save_steps", &T::save_steps, 0, "a resumable checkpoint every N optimizer steps (0: epoch ends only)"),
+      limit("max_tokens_per_micro_batch", &T::max_tokens_per_micro_batch,
+            "micro-batches of pairs up to N packed tokens, not a fixed count (null: per_device_train_batch_size)"),
   };
   return keys;
 }

@@ -59,6 +59,10 @@ struct TrainSettings {
   // > 0: a resumable checkpoint every save_steps optimizer steps inside the iteration's
   // training (checkpoint-<step>/, the latest kept); 0: at epoch ends only.
   int64_t save_steps = 0;
+  // A limit: micro-batches hold pairs up to this many packed tokens (prompt + both answers,
+  // data/packing.h) instead of per_device_train_batch_size pairs; the global batch stays
+  // batch_size() pairs. kNoLimit: no token budget.
+  int64_t max_tokens_per_micro_batch = kNoLimit;
 
   // The global batch: per-device batch times accumulation steps.
   int64_t batch_size() const { return per_device_train_batch_size * gradient_accumulation_steps; }

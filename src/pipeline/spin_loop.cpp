@@ -180,6 +180,7 @@ TrainLoopOptions loop_options(const TrainSettings& s, const std::string& model_d
   loop.epochs = s.num_train_epochs;
   loop.batch_size = s.batch_size();
   loop.micro_batch_size = s.per_device_train_batch_size;
+  loop.max_tokens_per_micro_batch = s.max_tokens_per_micro_batch;
   loop.max_grad_norm = s.max_grad_norm;
   loop.logging_steps = s.logging_steps;
   loop.save_steps = s.save_steps;

@@ -17,24 +17,20 @@ namespace fs = std::filesystem;
 PairScores score_pairs(const Transformer& model, const std::vector<const TokenPair*>& pairs,
                        int64_t chunk_positions) {
   const int64_t m = static_cast<int64_t>(pairs.size());
-  SequenceBatch batch = collate_pairs(pairs);  // 2m rows: real then generated
-  const at::Device device = model.device();
-  at::Tensor hidden = model.forward_hidden(batch.input_ids.to(device), batch.attention_mask.to(device));  // [2m, T, C]
-  at::Tensor logps = model.target_logprobs(hidden, batch.targets.to(device), chunk_positions);         // [2m, T]
-  at::Tensor mask = batch.target_mask.to(device);
-  at::Tensor sums = (logps * mask).sum(1);  // [2m]
-  at::Tensor counts = mask.sum(1);          // [2m]
+  const PackedBatch batch = pack_pairs(pairs);  // outputs: real then generated
+  const at::Tensor sums = sum_by_output(batch, model.packed_logprobs(batch.tokens, chunk_positions));  // [2m]
+  const at::Tensor counts = at::tensor(batch.scored_per_output, at::kLong).to(sums.device()).to(at::kFloat);
   PairScores scores;
   scores.real = sums.slice(0, 0, m);
   scores.generated = sums.slice(0, m, 2 * m);
   scores.real_tokens = counts.slice(0, 0, m);
   scores.generated_tokens = counts.slice(0, m, 2 * m);
-  scores.tokens = batch.real_tokens;
+  scores.tokens = batch.stream_tokens;
   return scores;
 }
 
 ReferenceLogprobs compute_reference_logprobs(const Transformer& model, const std::vector<TokenPair>& pairs,
-                                             int64_t micro_batch, int64_t chunk_positions,
+                                             const MicroBatching& micro_batching, int64_t chunk_positions,
                                              const std::string& label) {
   at::NoGradGuard no_grad;
   const size_t n = pairs.size();
@@ -43,14 +39,15 @@ ReferenceLogprobs compute_reference_logprobs(const Transformer& model, const std
   out.generated.assign(n, 0.0);
   out.real_tokens.assign(n, 0);
   out.generated_tokens.assign(n, 0);
-  std::vector<int64_t> all(n), lengths(n);
+  std::vector<int64_t> all(n), lengths(n), tokens(n);
   for (size_t i = 0; i < n; ++i) {
     all[i] = static_cast<int64_t>(i);
-    lengths[i] = static_cast<int64_t>(pairs[i].prompt.size() + std::max(pairs[i].real.size(), pairs[i].generated.size()));
+    lengths[i] = pair_length(pairs[i]);
+    tokens[i] = packed_pair_tokens(pairs[i]);
   }
   Progress progress(label, static_cast<int64_t>(n), "pairs");
   int64_t done = 0;
-  for (const auto& micro : group_by_length(all, lengths, micro_batch)) {
+  for (const auto& micro : split_micro_batches(all, lengths, tokens, micro_batching)) {
     std::vector<const TokenPair*> ptrs;
     for (int64_t i : micro) ptrs.push_back(&pairs[i]);
     PairScores s = score_pairs(model, ptrs, chunk_positions);

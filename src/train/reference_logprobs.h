@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "data/collate.h"
+#include "data/packing.h"
 #include "data/pairs.h"
 #include "model/transformer.h"
 
@@ -23,20 +24,21 @@ struct ReferenceLogprobs {
   std::vector<int64_t> generated_tokens;
 };
 
-// Scores of m pairs under a model, from one forward of the 2m sequences.
+// Scores of m pairs under a model, from one padding-free forward of their packed blocks
+// (data/packing.h: each prompt once, then its two answers).
 struct PairScores {
   at::Tensor real;              // [m] summed log-probs of the real responses (fp32, with grad if any)
   at::Tensor generated;         // [m]
   at::Tensor real_tokens;       // [m] fp32 response lengths
   at::Tensor generated_tokens;  // [m]
-  int64_t tokens = 0;           // real (non-padding) tokens in the forward
+  int64_t tokens = 0;           // tokens the forward computed (the packed stream)
 };
 PairScores score_pairs(const Transformer& model, const std::vector<const TokenPair*>& pairs,
                        int64_t chunk_positions = 1024);
 
-// Scores every pair without gradient, micro_batch pairs per forward (grouped by length).
+// Scores every pair without gradient, one forward per micro-batch (data/packing.h).
 ReferenceLogprobs compute_reference_logprobs(const Transformer& model, const std::vector<TokenPair>& pairs,
-                                             int64_t micro_batch, int64_t chunk_positions = 1024,
+                                             const MicroBatching& micro_batching, int64_t chunk_positions = 1024,
                                              const std::string& label = "reference log-probs");
 
 // Hex hash of a model folder's weight files (model.safetensors or its shards).

@@ -11,28 +11,28 @@ namespace spinlm {
 
 SftScore sft_score(const Transformer& model, const std::vector<LabeledSequence>& sequences,
                    int64_t chunk_positions) {
-  SequenceBatch batch = collate_sequences(sequences);
-  const at::Device device = model.device();
-  at::Tensor hidden = model.forward_hidden(batch.input_ids.to(device), batch.attention_mask.to(device));  // [N, T, C]
-  at::Tensor logps = model.target_logprobs(hidden, batch.targets.to(device), chunk_positions);         // [N, T]
-  at::Tensor mask = batch.target_mask.to(device);
+  const PackedBatch batch = pack_sequences(sequences);  // one block per conversation (data/packing.h)
+  const at::Tensor logps = model.packed_logprobs(batch.tokens, chunk_positions);  // [scored tokens]
   SftScore score;
-  score.nll_sum = -(logps * mask).sum();
-  score.scored_tokens = static_cast<int64_t>(batch.target_mask.sum().item<double>());
-  score.tokens = batch.real_tokens;
+  score.nll_sum = -logps.sum();
+  score.scored_tokens = logps.numel();
+  score.tokens = batch.stream_tokens;
   return score;
 }
 
-double evaluate_sft(const Transformer& model, const std::vector<SftExample>& examples, int64_t micro_batch,
-                    int64_t chunk_positions) {
+double evaluate_sft(const Transformer& model, const std::vector<SftExample>& examples,
+                    const MicroBatching& micro_batching, int64_t chunk_positions) {
   at::NoGradGuard no_grad;
   double nll = 0.0;
   int64_t tokens = 0;
-  for (size_t begin = 0; begin < examples.size(); begin += static_cast<size_t>(micro_batch)) {
+  std::vector<int64_t> all(examples.size()), lengths(examples.size());
+  for (size_t i = 0; i < examples.size(); ++i) {
+    all[i] = static_cast<int64_t>(i);
+    lengths[i] = static_cast<int64_t>(examples[i].sequence.ids.size());
+  }
+  for (const auto& micro : split_micro_batches(all, lengths, lengths, micro_batching)) {
     std::vector<LabeledSequence> seqs;
-    for (size_t i = begin; i < std::min(examples.size(), begin + static_cast<size_t>(micro_batch)); ++i) {
-      seqs.push_back(examples[i].sequence);
-    }
+    for (int64_t i : micro) seqs.push_back(examples[i].sequence);
     SftScore s = sft_score(model, seqs, chunk_positions);
     nll += s.nll_sum.to(at::kDouble).item<double>();
     tokens += s.scored_tokens;
@@ -70,6 +70,7 @@ SftTrainResult train_sft(const SftTrainOptions& options) {
   std::vector<int64_t> scored;
   for (const SftExample& e : examples) {
     hooks.lengths.push_back(static_cast<int64_t>(e.sequence.ids.size()));
+    hooks.tokens.push_back(static_cast<int64_t>(e.sequence.ids.size()));
     scored.push_back(scored_count(e.sequence));
   }
   int64_t total_ids = 0;
@@ -89,7 +90,7 @@ SftTrainResult train_sft(const SftTrainOptions& options) {
   };
   if (!eval_examples.empty()) {
     hooks.evaluate = [&] {
-      return MetricMap{{"loss", evaluate_sft(model, eval_examples, options.loop.micro_batch_size,
+      return MetricMap{{"loss", evaluate_sft(model, eval_examples, micro_batching(options.loop),
                                              options.chunk_positions)}};
     };
   }

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "data/packing.h"
 #include "data/sft_data.h"
 #include "model/transformer.h"
 #include "train/train_loop.h"
@@ -39,13 +40,13 @@ SftTrainResult train_sft(const SftTrainOptions& options);
 struct SftScore {
   at::Tensor nll_sum;  // scalar
   int64_t scored_tokens = 0;
-  int64_t tokens = 0;  // real tokens in the forward
+  int64_t tokens = 0;  // tokens in the forward (padding-free: data/packing.h)
 };
 SftScore sft_score(const Transformer& model, const std::vector<LabeledSequence>& sequences,
                    int64_t chunk_positions = 1024);
 
 // Token-mean NLL over examples, without grad.
-double evaluate_sft(const Transformer& model, const std::vector<SftExample>& examples, int64_t micro_batch,
-                    int64_t chunk_positions = 1024);
+double evaluate_sft(const Transformer& model, const std::vector<SftExample>& examples,
+                    const MicroBatching& micro_batching, int64_t chunk_positions = 1024);
 
 }  // namespace spinlm

@@ -60,14 +60,20 @@ SpinMicroOutput spin_micro_loss(const Transformer& model, const std::vector<cons
 
 MetricMap evaluate_spin(const Transformer& model, const std::vector<TokenPair>& pairs,
                         const ReferenceLogprobs& reference, SpinLoss loss, double beta,
-                        double sft_weight, int64_t micro_batch, int64_t chunk_positions) {
+                        double sft_weight, const MicroBatching& micro_batching, int64_t chunk_positions) {
   at::NoGradGuard no_grad;
   MetricMap sums;
   const int64_t n = static_cast<int64_t>(pairs.size());
-  for (int64_t begin = 0; begin < n; begin += micro_batch) {
+  std::vector<int64_t> all(n), lengths(n), tokens(n);
+  for (int64_t i = 0; i < n; ++i) {
+    all[i] = i;
+    lengths[i] = pair_length(pairs[i]);
+    tokens[i] = packed_pair_tokens(pairs[i]);
+  }
+  for (const auto& micro : split_micro_batches(all, lengths, tokens, micro_batching)) {
     std::vector<const TokenPair*> ptrs;
     std::vector<double> rr, rg;
-    for (int64_t i = begin; i < std::min(n, begin + micro_batch); ++i) {
+    for (int64_t i : micro) {
       ptrs.push_back(&pairs[i]);
       rr.push_back(reference.real[i]);
       rg.push_back(reference.generated[i]);
@@ -85,7 +91,7 @@ namespace {
 // [dist] With several ranks each scores the pairs i % world == rank; summing the rows over the
 // ranks (each row is non-zero on exactly one rank, so the sum is exact) gives every rank all.
 ReferenceLogprobs compute_reference_sharded(const Transformer& model, const std::vector<TokenPair>& pairs,
-                                            int64_t micro, int64_t chunk_positions, const std::string& what,
+                                            const MicroBatching& micro, int64_t chunk_positions, const std::string& what,
                                             DataParallel& parallel) {
   const size_t n = pairs.size(), world = static_cast<size_t>(parallel.world_size());
   std::vector<TokenPair> mine;
@@ -117,7 +123,7 @@ ReferenceLogprobs reference_for(const std::vector<TokenPair>& pairs, const SpinT
                                 Transformer* model, const ReferenceMix& mix,
                                 const std::string& base_key, const std::string& what) {
   const std::string out = options.loop.output_dir;
-  const int64_t micro = options.loop.micro_batch_size;
+  const MicroBatching micro = micro_batching(options.loop);
   const std::string key = model_key + "-" + pairs_key;
   ReferenceLogprobs current = load_or_compute_reference(
       (fs::path(out) / ("reference_logprobs-" + key + ".json")).string(), key, pairs.size(), [&] {
@@ -183,7 +189,8 @@ SpinTrainResult train_spin(const SpinTrainOptions& options) {
   TrainLoopHooks hooks;
   hooks.num_examples = static_cast<int64_t>(pairs.size());
   for (const TokenPair& p : pairs) {
-    hooks.lengths.push_back(static_cast<int64_t>(p.prompt.size() + std::max(p.real.size(), p.generated.size())));
+    hooks.lengths.push_back(pair_length(p));
+    hooks.tokens.push_back(packed_pair_tokens(p));
   }
   hooks.fingerprint = {{"loss", spin_loss_name(loss)},
                        {"beta", options.beta},
@@ -207,7 +214,7 @@ SpinTrainResult train_spin(const SpinTrainOptions& options) {
   if (!eval_pairs.empty()) {
     hooks.evaluate = [&] {
       return evaluate_spin(model, eval_pairs, eval_reference, loss, options.beta, options.sft_weight,
-                           options.loop.micro_batch_size, options.chunk_positions);
+                           micro_batching(options.loop), options.chunk_positions);
     };
   }
   TrainLoopResult loop = run_train_loop(model, options.loop, hooks);

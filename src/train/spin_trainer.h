@@ -61,7 +61,8 @@ SpinMicroOutput spin_micro_loss(const Transformer& model, const std::vector<cons
 // Means over all pairs of the metrics above, without gradient (held-out reward accuracy).
 MetricMap evaluate_spin(const Transformer& model, const std::vector<TokenPair>& pairs,
                         const ReferenceLogprobs& reference, SpinLoss loss, double beta,
-                        double sft_weight, int64_t micro_batch, int64_t chunk_positions = 1024);
+                        double sft_weight, const MicroBatching& micro_batching,
+                        int64_t chunk_positions = 1024);
 
 // Pairs of the files, truncated and checked against the vocabulary; codec may be null when
 // the rows carry token ids.

@@ -59,6 +59,10 @@ void validate(const TrainLoopOptions& o, const TrainLoopHooks& hooks) {
   check(o.save_steps >= 0, "save steps must not be negative");
   check(hooks.num_examples > 0, "no training examples");
   check(static_cast<int64_t>(hooks.lengths.size()) == hooks.num_examples, "lengths do not match the data");
+  check(!has_limit(o.max_tokens_per_micro_batch) || o.max_tokens_per_micro_batch > 0,
+        "max tokens per micro-batch must be positive, got ", o.max_tokens_per_micro_batch);
+  check(!has_limit(o.max_tokens_per_micro_batch) || static_cast<int64_t>(hooks.tokens.size()) == hooks.num_examples,
+        "packed token counts do not match the data");
 }
 
 }  // namespace
@@ -82,6 +86,7 @@ TrainLoopResult run_train_loop(Transformer& model, const TrainLoopOptions& optio
   fingerprint["epochs"] = options.epochs;
   fingerprint["batch_size"] = options.batch_size;
   fingerprint["micro_batch_size"] = options.micro_batch_size;
+  if (has_limit(options.max_tokens_per_micro_batch)) fingerprint["max_tokens_per_micro_batch"] = options.max_tokens_per_micro_batch;
   fingerprint["max_grad_norm"] = options.max_grad_norm;
   fingerprint["logging_steps"] = options.logging_steps;
   fingerprint["seed"] = options.seed;
@@ -161,7 +166,7 @@ TrainLoopResult run_train_loop(Transformer& model, const TrainLoopOptions& optio
 
       optimizer.zero_grad();
       MetricMap step;
-      const auto micros = group_by_length(batch, hooks.lengths, options.micro_batch_size);
+      const auto micros = split_micro_batches(batch, hooks.lengths, hooks.tokens, micro_batching(options));
       // [dist] micro-batches dealt round-robin to the ranks; sums over all ranks afterwards.
       for (size_t m = static_cast<size_t>(rank); m < micros.size(); m += static_cast<size_t>(world)) {
         for (const auto& [key, value] : hooks.micro_step(micros[m], batch)) step[key] += value;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/collective.h"
+#include "data/packing.h"
 #include "model/transformer.h"
 #include "train/optimizer.h"
 
@@ -48,6 +49,10 @@ struct TrainLoopOptions {
   int64_t epochs = 2;
   int64_t batch_size = 64;
   int64_t micro_batch_size = 8;
+  // A limit: micro-batches are formed by packed tokens instead (data/packing.h
+  // MicroBatching): each holds examples up to this many tokens; the batch (the optimizer's
+  // unit) stays batch_size examples. kNoLimit: micro_batch_size examples each.
+  int64_t max_tokens_per_micro_batch = kNoLimit;
   double max_grad_norm = 1.0;  // <= 0: no clipping
   int64_t logging_steps = 10;
   int64_t save_steps = 0;      // > 0: also checkpoint every save_steps steps
@@ -73,6 +78,7 @@ using MetricMap = std::map<std::string, double>;
 struct TrainLoopHooks {
   int64_t num_examples = 0;
   std::vector<int64_t> lengths;  // per example, for grouping micro-batches by length
+  std::vector<int64_t> tokens;   // per example, its packed tokens (needed with a token budget)
   // Forward and backward of one micro-batch (indices into the data) of the given batch; the
   // loss it backpropagates must already be scaled so the accumulated gradient is the batch's.
   std::function<MetricMap(const std::vector<int64_t>& micro, const std::vector<int64_t>& batch)> micro_step;
@@ -81,6 +87,11 @@ struct TrainLoopHooks {
   // Options that must be equal when resuming (checked against the checkpoint).
   nlohmann::json fingerprint = nlohmann::json::object();
 };
+
+// The micro-batching of these options.
+inline MicroBatching micro_batching(const TrainLoopOptions& options) {
+  return MicroBatching{options.micro_batch_size, options.max_tokens_per_micro_batch};
+}
 
 struct TrainLoopResult {
   int64_t steps = 0;

@@ -143,18 +143,26 @@ def linear(x, w, name, weights):
 def sequence_logprobs(ids, w, cfg, dtype):
     """log p(ids[t] | ids[<t]) for t >= 1, one unpadded row."""
     t_len = len(ids)
-    ids = torch.tensor(ids, dtype=torch.long)
-    x = w["model.embed_tokens.weight"][ids]  # [T, C]
-    positions = torch.arange(t_len).float()
-    freqs = positions[:, None] * compute_inv_freq(cfg)[None, :]  # [T, D/2]
-    emb = torch.cat((freqs, freqs), dim=-1)
-    cos, sin = emb.cos().to(dtype), emb.sin().to(dtype)
-    H, Hkv, D = cfg.heads, cfg.kv_heads, cfg.head_dim
     i = torch.arange(t_len)[:, None]
     j = torch.arange(t_len)[None, :]
     allowed = j <= i
     if cfg.sliding_window:
         allowed = allowed & (i - j < cfg.sliding_window)
+    logp = row_logprobs(ids, list(range(t_len)), allowed, w, cfg, dtype)
+    return logp[:-1].gather(1, torch.tensor(ids[1:], dtype=torch.long)[:, None]).squeeze(1)
+
+
+def row_logprobs(ids, positions, allowed, w, cfg, dtype):
+    """log_softmax of the logits [T, V] of one row whose token t has RoPE position
+    positions[t] and attends to token j where allowed[t, j] (a [T, T] bool)."""
+    t_len = len(ids)
+    ids = torch.tensor(ids, dtype=torch.long)
+    x = w["model.embed_tokens.weight"][ids]  # [T, C]
+    positions = torch.tensor(positions, dtype=torch.long).float()
+    freqs = positions[:, None] * compute_inv_freq(cfg)[None, :]  # [T, D/2]
+    emb = torch.cat((freqs, freqs), dim=-1)
+    cos, sin = emb.cos().to(dtype), emb.sin().to(dtype)
+    H, Hkv, D = cfg.heads, cfg.kv_heads, cfg.head_dim
     mask = torch.zeros(t_len, t_len, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
     for layer in range(cfg.layers):
         p = f"model.layers.{layer}."
@@ -181,8 +189,7 @@ def sequence_logprobs(ids, w, cfg, dtype):
     x = rms_norm(x, w["model.norm.weight"], cfg.eps)
     head = w["model.embed_tokens.weight"] if cfg.tied else w["lm_head.weight"]
     logits = (x @ head.t()).float() if dtype != torch.float64 else x @ head.t()
-    logp = torch.log_softmax(logits, dim=-1)
-    return logp[:-1].gather(1, ids[1:, None]).squeeze(1)
+    return torch.log_softmax(logits, dim=-1)
 
 
 def main():
