@@ -4,6 +4,7 @@
 // Parameters are plain tensors keyed by their HuggingFace names; autograd flows through
 // them when they require grad. Every tensor is created on the model's device and dtype.
 #pragma once
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "core/torch_pch.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
+#include "model/lora.h"
 
 namespace spinlm {
 
@@ -29,6 +31,14 @@ class Transformer {
   std::vector<at::Tensor> parameters() const;
   at::Tensor parameter(const std::string& name) const;  // Error naming the name if absent
   void set_requires_grad(bool requires_grad);
+
+  // LoRA adapters (model/lora.h) added to the projections they target in every forward;
+  // null: none. Error when they were made for another shape.
+  void set_lora(std::shared_ptr<LoraAdapters> adapters);
+  const std::shared_ptr<LoraAdapters>& lora() const { return lora_; }
+  // What training updates, with requires_grad set: the adapters' A and B (the base frozen)
+  // when there are adapters, else every parameter.
+  std::vector<at::Tensor> trainable_parameters();
 
   // Normal(0, std) weights (norms 1, biases 0), from seed: HF's _init_weights for Llama.
   void init_random(uint64_t seed, double std = 0.02);
@@ -87,6 +97,7 @@ class Transformer {
   at::ScalarType dtype_;
   bool gradient_checkpointing_ = false;
   std::vector<std::pair<std::string, at::Tensor>> parameters_;
+  std::shared_ptr<LoraAdapters> lora_;
   // Per-layer handles into parameters_ (filled by the constructor) live in the .cpp.
   struct Layer;
   std::vector<std::shared_ptr<Layer>> layers_;
@@ -104,9 +115,10 @@ class Transformer {
   at::Tensor cached_keys_mask(const at::Tensor& positions, int64_t key_length) const;
   // One decoder layer on x [B, T, C]; mask [B, 1, T, S] additive. Without cache the keys
   // are this call's own (S = T); with one, they are the slots' cached keys after writing.
+  // lora_dropout_seed, when set, seeds the layer's LoRA dropout masks (no dropout otherwise).
   at::Tensor layer_forward(const Layer& layer, const at::Tensor& x, const at::Tensor& cos,
-                           const at::Tensor& sin, const at::Tensor& mask,
-                           const CacheWrite* cache) const;
+                           const at::Tensor& sin, const at::Tensor& mask, const CacheWrite* cache,
+                           std::optional<uint64_t> lora_dropout_seed = std::nullopt) const;
 };
 
 }  // namespace spinlm
