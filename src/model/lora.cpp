@@ -464,8 +464,10 @@ LoraOptions read_lora_config(const std::string& dir) {
       "peft_type", "r", "lora_alpha", "lora_dropout", "target_modules", "use_rslora", "bias", "use_dora",
       "fan_in_fan_out", "lora_bias", "rank_pattern", "alpha_pattern", "modules_to_save", "layers_to_transform",
       "layer_replication", "exclude_modules", "trainable_token_indices", "target_parameters",
-      // Informational or about training, not the adapted forward.
-      "base_model_name_or_path", "task_type", "inference_mode", "init_lora_weights", "revision"};
+      // Informational, or about initialisation, other frameworks or layers_to_transform
+      // (null here): nothing the adapted forward depends on.
+      "base_model_name_or_path", "task_type", "inference_mode", "init_lora_weights", "revision",
+      "auto_mapping", "eva_config", "loftq_config", "layers_pattern", "megatron_config", "megatron_core"};
   std::vector<std::string> ignored;
   for (const auto& item : j.items()) {
     if (!used.count(item.key())) ignored.push_back(item.key());
