@@ -559,3 +559,66 @@ TEST(LoraTraining, ResumeReachesTheSameAdapter) {
   o.loop.lora.r = 8;
   EXPECT_NE(error_of([&] { train_spin(o); }).find("lora"), std::string::npos);
 }
+
+// `spinlm score --adapter` runs base + a PEFT-written adapter unmerged, `spinlm merge` writes
+// the merged HF folder (tokenizer files copied, the base's dtype kept): both give the twin's
+// log-probs.
+TEST(LoraCommands, ScoreWithAdapterAndMergeMatchTheTwin) {
+  const ModelConfig config = config_of("llama");
+  const std::string base = save_random_model(config, "lora-cli-base", 41);
+  write_file_atomic(base + "/tokenizer_config.json", "{\"model_max_length\": 64}\n");
+  const std::string dir = testkit::make_temp_dir("lora-cli");
+  auto made = testkit::run_python_reference(
+      "lora_reference.py", "make-adapter --model " + testkit::shell_quote(base) + " --output " +
+                               testkit::shell_quote(dir + "/adapter") + " --r 4 --alpha 8 --targets " +
+                               testkit::shell_quote("\".*\\\\.(q|v|up)_proj\"") + " --seed 5");
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  const auto rows = sample_rows(config.vocab_size, {8, 5, 10}, 9);
+  const TwinResult twin = run_twin_forward(base, dir + "/adapter", rows, "");
+  std::vector<json> input;
+  for (const auto& row : rows) input.push_back({{"ids", row}});
+  write_jsonl_atomic(dir + "/rows.jsonl", input);
+  auto score = [&](const std::string& args, const std::string& out) {
+    auto result = testkit::run_spinlm("score " + args + " --input " + testkit::shell_quote(dir + "/rows.jsonl") +
+                                      " --output " + testkit::shell_quote(out) + " --device cpu --dtype fp32");
+    EXPECT_EQ(result.exit_code, 0) << result.output;
+    std::vector<at::Tensor> values;
+    for (auto& row : read_jsonl(out)) values.push_back(at::tensor(row.value["logprobs"].get<std::vector<double>>()));
+    return values;
+  };
+  const auto adapted = score("--model " + testkit::shell_quote(base) + " --adapter " +
+                                 testkit::shell_quote(dir + "/adapter"),
+                             dir + "/adapted.jsonl");
+  auto merged_run = testkit::run_spinlm("merge --model " + testkit::shell_quote(base) + " --adapter " +
+                                        testkit::shell_quote(dir + "/adapter") + " --output " +
+                                        testkit::shell_quote(dir + "/merged"));
+  ASSERT_EQ(merged_run.exit_code, 0) << merged_run.output;
+  EXPECT_EQ(read_file(dir + "/merged/tokenizer_config.json"), read_file(base + "/tokenizer_config.json"));
+  const auto merged = score("--model " + testkit::shell_quote(dir + "/merged"), dir + "/merged.jsonl");
+  ASSERT_EQ(adapted.size(), rows.size());
+  ASSERT_EQ(merged.size(), rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_LT(max_abs_diff(adapted[i], twin.logprobs[i]), 1e-5) << i;
+    EXPECT_LT(max_abs_diff(merged[i], twin.logprobs[i]), 1e-5) << i;
+  }
+
+  // A bf16 base merges into a bf16 folder: the fp32 sum rounded once.
+  Transformer half = load_model(base, at::kCPU, at::kBFloat16);
+  save_model(half, dir + "/half");
+  ASSERT_EQ(testkit::run_spinlm("merge --model " + testkit::shell_quote(dir + "/half") + " --adapter " +
+                                testkit::shell_quote(dir + "/adapter") + " --output " +
+                                testkit::shell_quote(dir + "/half-merged"))
+                .exit_code,
+            0);
+  EXPECT_EQ(read_json_file(dir + "/half-merged/config.json")["torch_dtype"], "bfloat16");
+  SafetensorsFile merged_half(dir + "/half-merged/model.safetensors");
+  const std::string q = "model.layers.1.self_attn.q_proj.weight";
+  EXPECT_EQ(merged_half.entries().at(q).dtype, "BF16");
+  merge_lora(half, *load_lora_adapter(dir + "/adapter", config));
+  EXPECT_TRUE(at::equal(merged_half.tensor(q, at::kBFloat16), half.parameter(q)));
+  // A missing adapter folder is a clear error.
+  auto bad = testkit::run_spinlm("merge --model " + testkit::shell_quote(base) + " --adapter " +
+                                 testkit::shell_quote(dir + "/nope") + " --output " + testkit::shell_quote(dir + "/x"));
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("adapter_config.json"), std::string::npos) << bad.output;
+}

@@ -12,6 +12,7 @@
 #include "generate/generate_file.h"
 #include "model/device_choice.h"
 #include "model/hf_model.h"
+#include "model/lora.h"
 #include "model/stop_tokens.h"
 
 namespace spinlm {
@@ -31,6 +32,7 @@ nlohmann::json run_evaluation(const EvalRunOptions& options) {
   log_info("eval: model on ", device.str(), " in ", dtype_option_name(dtype));
   const TextCodec codec = TextCodec::load(options.model_dir);
   auto model = std::make_unique<Transformer>(load_model(options.model_dir, device, dtype));
+  attach_lora_adapter(*model, options.adapter_dir);
   const StopTokens stop = load_stop_tokens(options.model_dir, model->config(), &codec);
   EvalOptions eval = options.eval;
   eval.eos_ids = stop.ids;

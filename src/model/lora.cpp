@@ -375,6 +375,13 @@ void merge_lora(Transformer& model, const LoraAdapters& adapters) {
   }
 }
 
+void attach_lora_adapter(Transformer& model, const std::string& adapter_dir) {
+  if (adapter_dir.empty()) return;
+  model.set_lora(load_lora_adapter(adapter_dir, model.config(), model.device()));
+  log_info("adapter ", adapter_dir, ": LoRA r=", model.lora()->options().r, " on ", model.lora()->modules().size(),
+           " modules");
+}
+
 bool is_lora_adapter_folder(const std::string& dir) {
   return file_exists((fs::path(dir) / kAdapterConfig).string());
 }

@@ -152,6 +152,9 @@ std::shared_ptr<LoraAdapters> load_lora_adapter(const std::string& dir, const Mo
                                                 at::Device device = at::kCPU);
 // Copies a folder's adapter tensors into adapters (same modules and shapes; Error otherwise).
 void restore_lora_weights(LoraAdapters& adapters, const std::string& dir);
+// Runs the model with the adapter folder's adapters, unmerged (on the model's device); an
+// empty adapter_dir does nothing.
+void attach_lora_adapter(Transformer& model, const std::string& adapter_dir);
 // Whether dir holds an adapter (adapter_config.json).
 bool is_lora_adapter_folder(const std::string& dir);
 
