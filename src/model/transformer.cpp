@@ -304,9 +304,12 @@ at::Tensor Transformer::layer_forward(const Layer& layer, const at::Tensor& x, c
   const LoraAdapters* lora = lora_.get();
   std::optional<at::Generator> dropout_masks;
   if (lora && lora_dropout_seed) dropout_masks = at::detail::createCPUGenerator(*lora_dropout_seed);
-  auto adapt = [&](LoraSite site, const at::Tensor& input, const at::Tensor& output) {
+  // The adapters read their input in fp32: cast once per input, shared by its projections.
+  auto adapt = [&](LoraSite site, const at::Tensor& input, at::Tensor& input_fp32, const at::Tensor& output) {
     const LoraModule* m = lora ? lora->find(layer.index, site) : nullptr;
-    return m ? lora->apply(*m, input, output, dropout_masks ? &*dropout_masks : nullptr) : output;
+    if (m == nullptr) return output;
+    if (!input_fp32.defined()) input_fp32 = input.to(at::kFloat);
+    return lora->apply(*m, input_fp32, output, dropout_masks ? &*dropout_masks : nullptr);
   };
 
   // Attention block.
@@ -314,16 +317,16 @@ at::Tensor Transformer::layer_forward(const Layer& layer, const at::Tensor& x, c
   // The fused products give no gradient to the separate parameter views: use them only
   // when this layer's weights are not being trained (the same test as project()).
   const bool weight_grads = at::GradMode::is_enabled() && layer.q_weight.requires_grad();
-  at::Tensor q, k, v;
+  at::Tensor q, k, v, h_fp32;
   if (weight_grads) {
-    q = adapt(LoraSite::q, h, project(h, layer.q_weight, layer.q_bias)).view({B, T, H, D});
-    k = adapt(LoraSite::k, h, project(h, layer.k_weight, layer.k_bias)).view({B, T, Hkv, D});
-    v = adapt(LoraSite::v, h, project(h, layer.v_weight, layer.v_bias)).view({B, T, Hkv, D});
+    q = adapt(LoraSite::q, h, h_fp32, project(h, layer.q_weight, layer.q_bias)).view({B, T, H, D});
+    k = adapt(LoraSite::k, h, h_fp32, project(h, layer.k_weight, layer.k_bias)).view({B, T, Hkv, D});
+    v = adapt(LoraSite::v, h, h_fp32, project(h, layer.v_weight, layer.v_bias)).view({B, T, Hkv, D});
   } else {
     at::Tensor qkv = project(h, layer.qkv_weight, layer.qkv_bias);  // [B*T, (H+2Hkv)*D]
-    q = adapt(LoraSite::q, h, qkv.narrow(1, 0, H * D)).view({B, T, H, D});
-    k = adapt(LoraSite::k, h, qkv.narrow(1, H * D, Hkv * D)).view({B, T, Hkv, D});
-    v = adapt(LoraSite::v, h, qkv.narrow(1, (H + Hkv) * D, Hkv * D)).view({B, T, Hkv, D});
+    q = adapt(LoraSite::q, h, h_fp32, qkv.narrow(1, 0, H * D)).view({B, T, H, D});
+    k = adapt(LoraSite::k, h, h_fp32, qkv.narrow(1, H * D, Hkv * D)).view({B, T, Hkv, D});
+    v = adapt(LoraSite::v, h, h_fp32, qkv.narrow(1, (H + Hkv) * D, Hkv * D)).view({B, T, Hkv, D});
   }
   if (config_.qk_norm) {
     q = rms_norm(q, layer.q_norm, eps);
@@ -363,25 +366,28 @@ at::Tensor Transformer::layer_forward(const Layer& layer, const at::Tensor& x, c
     }
   }
   at::Tensor attended = attention(q, keys, values, mask);                 // [B*T, H*D]
-  at::Tensor residual = x + adapt(LoraSite::o, attended, project(attended, layer.o_weight, layer.o_bias)).view({B, T, C});
+  at::Tensor attended_fp32;
+  at::Tensor residual =
+      x + adapt(LoraSite::o, attended, attended_fp32, project(attended, layer.o_weight, layer.o_bias)).view({B, T, C});
 
   // MLP block: down(silu(gate(h)) * up(h)).
   h = rms_norm(residual, layer.post_norm, eps).view({B * T, C});
-  at::Tensor gated;  // [B*T, F]
+  h_fp32 = at::Tensor();
+  at::Tensor gated, gated_fp32;  // [B*T, F]
   if (weight_grads) {
-    gated = at::silu(adapt(LoraSite::gate, h, project(h, layer.gate_weight))) *
-            adapt(LoraSite::up, h, project(h, layer.up_weight));
+    gated = at::silu(adapt(LoraSite::gate, h, h_fp32, project(h, layer.gate_weight))) *
+            adapt(LoraSite::up, h, h_fp32, project(h, layer.up_weight));
   } else if (lora) {
     const int64_t F = layer.gate_weight.size(0);
     at::Tensor gate_up = project(h, layer.gate_up_weight);  // [B*T, 2F]
-    gated = at::silu(adapt(LoraSite::gate, h, gate_up.narrow(1, 0, F))) *
-            adapt(LoraSite::up, h, gate_up.narrow(1, F, F));
+    gated = at::silu(adapt(LoraSite::gate, h, h_fp32, gate_up.narrow(1, 0, F))) *
+            adapt(LoraSite::up, h, h_fp32, gate_up.narrow(1, F, F));
   } else {
     const int64_t F = layer.gate_weight.size(0);
     at::Tensor gate_up = project(h, layer.gate_up_weight);  // [B*T, 2F]
     gated = at::silu(gate_up.narrow(1, 0, F)).mul_(gate_up.narrow(1, F, F));
   }
-  return residual + adapt(LoraSite::down, gated, project(gated, layer.down_weight)).view({B, T, C});
+  return residual + adapt(LoraSite::down, gated, gated_fp32, project(gated, layer.down_weight)).view({B, T, C});
 }
 
 at::Tensor Transformer::forward_hidden(const at::Tensor& input_ids, const at::Tensor& attention_mask) const {

@@ -26,7 +26,8 @@ const std::vector<std::string> kTrainKeys = {
     "learning_rate", "beta", "loss_type", "num_train_epochs", "per_device_train_batch_size",
     "gradient_accumulation_steps", "max_length", "max_prompt_length", "warmup_ratio",
     "lr_scheduler_type", "optim", "weight_decay", "max_grad_norm", "logging_steps",
-    "sft_weight", "mix_previous", "gradient_checkpointing", "optimizer_state_dtype", "save_steps"};
+    "sft_weight", "mix_previous", "gradient_checkpointing", "optimizer_state_dtype", "save_steps",
+    "use_peft", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "use_rslora"};
 
 // The top-level keys besides the training keys.
 const std::vector<std::string> kTopKeys = {"model_name_or_path", "output_dir", "seed", "num_iterations", "device",
@@ -174,6 +175,30 @@ class Section {
   std::string path_;
 };
 
+// TRL's PEFT keys: use_peft switches LoRA on with lora_r (default 16); the rest as LoraOptions.
+void read_lora(const Section& s, LoraOptions& l) {
+  bool use_peft = l.r > 0;
+  int64_t rank = l.r > 0 ? l.r : 16;
+  s.flag("use_peft", use_peft);
+  s.integer("lora_r", rank, 1);
+  s.number("lora_alpha", l.alpha, -1e9, 1e9);
+  s.number("lora_dropout", l.dropout, 0.0, 0.999);
+  s.flag("use_rslora", l.use_rslora);
+  if (s.has("lora_target_modules")) {
+    const YAML::Node n = s.get("lora_target_modules");
+    nlohmann::json value;
+    if (n.IsScalar()) {
+      value = n.Scalar();
+    } else {
+      std::vector<std::string> names;
+      s.strings("lora_target_modules", names);
+      value = names;
+    }
+    l.targets = LoraTargets::from_json(value, s.where(n) + ": key '" + s.name("lora_target_modules") + "'");
+  }
+  l.r = use_peft ? rank : 0;
+}
+
 void read_train(const Section& s, TrainSettings& t) {
   s.positive("learning_rate", t.learning_rate);
   s.positive("beta", t.beta);
@@ -200,6 +225,7 @@ void read_train(const Section& s, TrainSettings& t) {
   s.choice("optimizer_state_dtype", state, {"float32", "bfloat16"}, {{"fp32", "float32"}, {"bf16", "bfloat16"}});
   t.optimizer_state_dtype = state == "bfloat16" ? "bf16" : "fp32";
   s.integer("save_steps", t.save_steps, 0);
+  read_lora(s, t.lora);
   if (t.max_prompt_length >= t.max_length)
     fail(s.where(s.has("max_prompt_length") ? s.get("max_prompt_length") : s.get("max_length")),
          ": key '", s.name("max_prompt_length"), "' (", t.max_prompt_length,
@@ -570,6 +596,14 @@ std::string recipe_to_json(const Recipe& r) {
     if (t.gradient_checkpointing) it["gradient_checkpointing"] = true;
     if (t.optimizer_state_dtype != "fp32") it["optimizer_state_dtype"] = t.optimizer_state_dtype;
     if (t.save_steps > 0) it["save_steps"] = t.save_steps;
+    if (t.lora.enabled()) {
+      it["use_peft"] = true;
+      it["lora_r"] = t.lora.r;
+      it["lora_alpha"] = t.lora.alpha;
+      it["lora_dropout"] = t.lora.dropout;
+      it["lora_target_modules"] = t.lora.targets.to_string();
+      it["use_rslora"] = t.lora.use_rslora;
+    }
     iterations.push_back(it);
   }
   const SamplingSettings& g = r.generation;

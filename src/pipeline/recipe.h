@@ -20,6 +20,12 @@
 //   optimizer_state_dtype: float32     # float32 (+ fp32 master weights for bf16) | bfloat16
 //   gradient_checkpointing: false      # recompute each decoder layer in the backward pass
 //   save_steps: 0                      # a resumable checkpoint every N steps (0 = epoch ends only)
+//   use_peft: false                    # SPIN a fresh LoRA adapter per iteration (model/lora.h);
+//   lora_r: 16                         #   iteration t trains it on p_t, iter_T/adapter/ keeps it,
+//   lora_alpha: 32                     #   iter_T/model/ is p_{t+1} = p_t with it merged
+//   lora_dropout: 0.05
+//   lora_target_modules: [q_proj, v_proj]  # list (exact or dotted suffix), a regex, or all-linear
+//   use_rslora: false
 //   weight_decay: 0.0
 //   max_grad_norm: 1.0
 //   logging_steps: 10
@@ -83,6 +89,8 @@
 #include <string>
 #include <vector>
 
+#include "model/lora.h"
+
 namespace spinlm {
 
 // What the trainer needs for one iteration (defaults merged with the iteration's overrides).
@@ -113,6 +121,8 @@ struct TrainSettings {
   // > 0: a resumable checkpoint every save_steps optimizer steps inside the iteration's
   // training (checkpoint-<step>/, the latest kept); 0: at epoch ends only.
   int64_t save_steps = 0;
+  // LoRA: lora.r > 0 when use_peft is true (lora_r, default 16, as TRL's ModelConfig).
+  LoraOptions lora;
 
   // The global batch: per-device batch times accumulation steps.
   int64_t batch_size() const { return per_device_train_batch_size * gradient_accumulation_steps; }

@@ -28,6 +28,7 @@
 #include "io/safetensors.h"
 #include "model/device_choice.h"
 #include "model/hf_model.h"
+#include "model/lora.h"
 #include "model/stop_tokens.h"
 #include "pipeline/run_state.h"
 #include "train/sft_trainer.h"
@@ -689,9 +690,14 @@ class SpinRun {
         if (!quality.is_null()) write_json(it + "/samples.json", quality);
       }
     });
+    // With LoRA the trainer writes the adapter to iter_T/adapter/; iter_T/model/ is p_t with
+    // it merged (p_{t+1}), so every later step reads an HF folder as without LoRA.
+    const bool lora = s.lora.enabled();
+    const std::string trained = it + (lora ? "/adapter" : "/model");
     step(name + "/train", [&] {
       SpinTrainOptions o;
-      o.loop = loop_options(s, model, it + "/model", recipe_.seed + uint64_t(t), placement_);
+      o.loop = loop_options(s, model, trained, recipe_.seed + uint64_t(t), placement_);
+      o.loop.lora = s.lora;
       o.loop.parallel = ranks_.dist;
       if (s.mix_previous && t > 0) o.data_files.push_back(dir(iter_name(t - 1) + "/pairs.jsonl"));
       o.data_files.push_back(it + "/pairs.jsonl");
@@ -706,15 +712,20 @@ class SpinRun {
         release_model();  // half trained
         throw;
       }
-      held_dir_ = it + "/model";  // trained in place: p_{t+1}, as saved
       held_->set_requires_grad(false);
       held_->set_gradient_checkpointing(false);
+      if (lora) {
+        merge_lora(*held_, *held_->lora());
+        held_->set_lora(nullptr);
+        if (ranks_.writer()) save_model(*held_, it + "/model", model);
+      }
+      held_dir_ = it + "/model";  // trained in place: p_{t+1}, as saved
       if (ranks_.writer()) {
-        copy_metrics(it + "/model", it + "/metrics.jsonl");
+        copy_metrics(trained, it + "/metrics.jsonl");
         warn_on_displacement(name, training_drift(it + "/metrics.jsonl"));
       }
     });
-    if (!recipe_.checkpoints.keep && ranks_.writer()) remove_checkpoints(it + "/model");
+    if (!recipe_.checkpoints.keep && ranks_.writer()) remove_checkpoints(trained);
     step(name + "/eval", [&] {
       nlohmann::json eval = evaluate(it + "/model", it + "/");
       if (recipe_.evaluation.heldout_reward_accuracy) {
