@@ -622,3 +622,37 @@ TEST(LoraCommands, ScoreWithAdapterAndMergeMatchTheTwin) {
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.output.find("adapter_config.json"), std::string::npos) << bad.output;
 }
+
+// `spinlm sft --lora-r`: the loss falls with only the adapter trained, the output is an
+// adapter folder, and the base with that adapter gives the run's final evaluation.
+TEST(LoraTraining, SftGivesAnAdapter) {
+  const ModelConfig config = config_of("llama");
+  const std::string model = save_random_model(config, "lora-sft-base", 61);
+  const std::string dir = testkit::make_temp_dir("lora-sft");
+  std::mt19937_64 rng(63);
+  std::vector<json> rows;
+  for (int i = 0; i < 8; ++i) {
+    std::vector<int64_t> prompt = {1}, response;
+    for (int k = 0; k < 4; ++k) prompt.push_back(3 + static_cast<int64_t>(rng() % 34));
+    for (int k = 0; k < 4; ++k) response.push_back(3 + static_cast<int64_t>(rng() % 34));
+    rows.push_back({{"prompt_ids", prompt}, {"response_ids", response}});
+  }
+  write_jsonl_atomic(dir + "/sft.jsonl", rows);
+  auto result = testkit::run_spinlm("sft --model " + testkit::shell_quote(model) + " --data " +
+                                    testkit::shell_quote(dir + "/sft.jsonl") + " --eval-data " +
+                                    testkit::shell_quote(dir + "/sft.jsonl") + " --output " +
+                                    testkit::shell_quote(dir + "/out") +
+                                    " --learning-rate 3e-2 --epochs 6 --batch-size 4 --micro-batch-size 2 "
+                                    "--warmup-ratio 0 --lora-r 8 --lora-alpha 16 --lora-target-modules all-linear "
+                                    "--lora-dropout 0 --device cpu --dtype fp32");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_TRUE(fs::exists(dir + "/out/adapter_model.safetensors"));
+  EXPECT_FALSE(fs::exists(dir + "/out/model.safetensors"));
+  std::vector<double> eval_losses;
+  for (auto& row : read_jsonl(dir + "/out/metrics.jsonl")) {
+    if (row.value.contains("eval_loss")) eval_losses.push_back(row.value["eval_loss"].get<double>());
+  }
+  ASSERT_EQ(eval_losses.size(), 6u);
+  EXPECT_LT(eval_losses.back(), 0.7 * eval_losses.front());
+  EXPECT_EQ(read_json_file(dir + "/out/adapter_config.json")["r"], 8);
+}
