@@ -357,9 +357,10 @@ at::Tensor LoraAdapters::apply(const LoraModule& module, const at::Tensor& x, co
                                at::Generator* generator) const {
   at::Tensor input = x.to(at::kFloat);
   if (generator != nullptr && options_.dropout > 0) {
+    // Inverted dropout; the backward keeps a boolean mask (1 byte an element), as torch's does.
     const double keep = 1.0 - options_.dropout;
-    at::Tensor mask = at::empty(input.sizes(), at::kFloat).bernoulli_(keep, *generator);
-    input = input * mask.to(input.device()).div_(keep);
+    at::Tensor dropped = at::empty(input.sizes(), at::kFloat).bernoulli_(keep, *generator).to(at::kBool).logical_not();
+    input = input.masked_fill(dropped.to(input.device()), 0.0).mul(1.0 / keep);
   }
   at::Tensor delta = at::mm(at::mm(input, module.A.t()), module.B.t()).mul(scaling_);  // [N, out] fp32
   if (y.scalar_type() == at::kFloat) return y + delta;
