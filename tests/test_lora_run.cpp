@@ -194,3 +194,20 @@ TEST(LoraRun, KilledBeforeEvaluationResumesToTheSameFiles) {
 }
 
 }  // namespace spinlm
+
+namespace spinlm {
+
+// A target module the model does not have stops the run before any work, naming it.
+TEST(LoraRun, UnknownTargetModuleIsRefusedBeforeAnyWork) {
+  const std::string dir = testkit::make_temp_dir("lora-run-bad");
+  std::string recipe = read_file(fixture().recipe);
+  recipe.replace(recipe.find("lora_target_modules: all-linear"), 31, "lora_target_modules: [q_proj, qkv_proj]");
+  write_file_atomic(fixture().dir + "/bad.yaml", recipe);
+  const auto result = testkit::run_spinlm("run --config " + shell_quote(fixture().dir + "/bad.yaml") + " --output " +
+                                          shell_quote(dir + "/run"));
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.output.find("\"qkv_proj\""), std::string::npos) << result.output;
+  EXPECT_FALSE(fs::exists(dir + "/run/iter_0"));
+}
+
+}  // namespace spinlm

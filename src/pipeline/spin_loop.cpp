@@ -426,6 +426,16 @@ void check_inputs(const Recipe& recipe) {
         recipe.model_name_or_path, " is not a model folder (no config.json)");
   for (const std::string* path : {&recipe.data.train, &recipe.data.heldout, &recipe.data.test})
     check(path->empty() || data_path_exists(*path), recipe.source, ": data file ", *path, " does not exist");
+  // LoRA target modules name modules of this model: checked before any work.
+  const ModelConfig config = load_config(recipe.model_name_or_path + "/config.json");
+  for (size_t t = 0; t < recipe.iterations.size(); ++t) {
+    if (!recipe.iterations[t].lora.enabled()) continue;
+    try {
+      resolve_lora_targets(config, recipe.iterations[t].lora.targets);
+    } catch (const Error& e) {
+      fail(recipe.source, ": iteration ", t, ": ", e.what());
+    }
+  }
 }
 
 // How an iteration's training moved on its own pairs: logps/real and rewards/margins of the
