@@ -16,6 +16,7 @@
 #include "io/jsonl.h"
 #include "io/safetensors.h"
 #include "model/hf_model.h"
+#include "model/kv_cache.h"
 #include "model/lora.h"
 #include "model/transformer.h"
 #include "testkit.h"
@@ -655,4 +656,26 @@ TEST(LoraTraining, SftGivesAnAdapter) {
   ASSERT_EQ(eval_losses.size(), 6u);
   EXPECT_LT(eval_losses.back(), 0.7 * eval_losses.front());
   EXPECT_EQ(read_json_file(dir + "/out/adapter_config.json")["r"], 8);
+}
+
+// Generation's cached paths (prefill through the KV cache, one-token decoding of every slot)
+// add the adapters as the full forward does.
+TEST(LoraAdapters, CachedDecodingMatchesTheFullForward) {
+  const ModelConfig config = config_of("qwen2");
+  Transformer model(config);
+  testkit::randomize_parameters(model, 5, 0.25);
+  model.set_lora(random_adapters(config, lora_options(4, 8, "k_proj,o_proj,up_proj,down_proj"), 6));
+  const auto rows = sample_rows(config.vocab_size, {9}, 3);
+  at::NoGradGuard no_grad;
+  auto [ids, mask] = pad_rows(rows);
+  const at::Tensor full = model.forward_hidden(ids, mask);  // [1, 9, C]
+  KVCache cache(config, 1, 16, at::kCPU, at::kFloat);
+  const at::Tensor prefill = model.forward_cached(ids.narrow(1, 0, 8), {8}, {0}, cache);
+  EXPECT_LT(max_abs_diff(prefill[0], full[0].narrow(0, 0, 8)), 1e-5);
+  const at::Tensor step = model.forward_decode_slots(ids.narrow(1, 8, 1), at::tensor({int64_t(8)}, at::kLong), cache);
+  EXPECT_LT(max_abs_diff(step[0][0], full[0][8]), 1e-5);
+  // And the adapters matter on this path.
+  model.set_lora(nullptr);
+  KVCache plain(config, 1, 16, at::kCPU, at::kFloat);
+  EXPECT_GT(max_abs_diff(model.forward_cached(ids.narrow(1, 0, 8), {8}, {0}, plain)[0], prefill[0]), 1e-3);
 }
