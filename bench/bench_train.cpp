@@ -12,8 +12,10 @@
 // also reports its CPU seconds (user + system, all threads) and the process's peak RSS so far,
 // so the first step (optimizer state not yet touched by Python) and the steady state differ.
 // Usage: bench_train [--steps N] [--only one|two|python|lora] [--layers L] [--chunk N] [--gradient-checkpointing 0|1]
+//                    [--lora-dropout P]
 //   N timed steps after one untimed step (default 1; 0: time the single first step);
-//   --layers: fewer decoder layers for quick probes (default 24); --chunk: LM-head chunk.
+//   --layers: fewer decoder layers for quick probes (default 24); --chunk: LM-head chunk;
+//   --lora-dropout P: the lora variant's dropout (default 0.05).
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -45,6 +47,7 @@ struct BenchOptions {
   int64_t chunk = 1024;
   std::string only;  // empty: every variant
   bool checkpointing = false;  // --gradient-checkpointing 1: the trained model recomputes each layer
+  double lora_dropout = 0.05;  // --lora-dropout P: the lora variant's dropout
 };
 
 ModelConfig qwen2_05b_shape(int layers) {
@@ -110,7 +113,7 @@ int run_cpp(bool two_models, const BenchOptions& bench, bool lora = false) {
     LoraOptions l;
     l.r = 16;
     l.alpha = 32;
-    l.dropout = 0.05;
+    l.dropout = bench.lora_dropout;
     l.targets = LoraTargets::parse("all-linear");
     auto adapters = std::make_shared<LoraAdapters>(config, l);
     adapters->init(1);
@@ -187,6 +190,8 @@ int main(int argc, char** argv) {
       bench.chunk = std::atoll(argv[i + 1]);
     } else if (std::strcmp(argv[i], "--only") == 0) {
       bench.only = argv[i + 1];
+    } else if (std::strcmp(argv[i], "--lora-dropout") == 0) {
+      bench.lora_dropout = std::atof(argv[i + 1]);
     } else if (std::strcmp(argv[i], "--gradient-checkpointing") == 0) {
       bench.checkpointing = std::atoi(argv[i + 1]) != 0;
     } else {
