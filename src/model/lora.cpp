@@ -445,7 +445,10 @@ LoraOptions read_lora_config(const std::string& dir) {
   o.alpha = field("lora_alpha").get<double>();
   o.dropout = j.contains("lora_dropout") && j.at("lora_dropout").is_number() ? j.at("lora_dropout").get<double>() : 0.0;
   check(o.dropout >= 0 && o.dropout < 1, path, ": \"lora_dropout\" must be in [0, 1), got ", o.dropout);
-  o.use_rslora = j.value("use_rslora", false);
+  if (j.contains("use_rslora") && !j.at("use_rslora").is_null()) {
+    check(j.at("use_rslora").is_boolean(), path, ": \"use_rslora\" must be true or false, got ", j.at("use_rslora").dump());
+    o.use_rslora = j.at("use_rslora").get<bool>();
+  }
   o.targets = LoraTargets::from_json(field("target_modules"), path + ": target_modules");
 
   // Settings spinlm does not implement: an error unless at their defaults.
