@@ -5,12 +5,17 @@
 //   two-models  a frozen copy of the model computes the reference log-probs inside the step
 //               (TRL's ref_model), for the peak-memory comparison
 //   python      the same step written in Python torch (bench/train_step.py)
+//   lora        one-model with the base frozen and LoRA adapters trained (model/lora.h): r 16,
+//               alpha 32, dropout 0.05, on q/k/v/o and the MLP (all-linear), only A and B in
+//               the optimizer
 // Each runs in its own child process so its peak RSS (getrusage maxrss) is its own; each step
 // also reports its CPU seconds (user + system, all threads) and the process's peak RSS so far,
 // so the first step (optimizer state not yet touched by Python) and the steady state differ.
-// Usage: bench_train [--steps N] [--only one|two|python] [--layers L] [--chunk N] [--gradient-checkpointing 0|1]
+// Usage: bench_train [--steps N] [--only one|two|python|lora] [--layers L] [--chunk N] [--gradient-checkpointing 0|1]
+//                    [--lora-dropout P]
 //   N timed steps after one untimed step (default 1; 0: time the single first step);
-//   --layers: fewer decoder layers for quick probes (default 24); --chunk: LM-head chunk.
+//   --layers: fewer decoder layers for quick probes (default 24); --chunk: LM-head chunk;
+//   --lora-dropout P: the lora variant's dropout (default 0.05).
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,6 +29,7 @@
 #include "core/threads.h"
 #include "data/pairs.h"
 #include "model/config.h"
+#include "model/lora.h"
 #include "model/transformer.h"
 #include "train/losses.h"
 #include "train/optimizer.h"
@@ -41,6 +47,7 @@ struct BenchOptions {
   int64_t chunk = 1024;
   std::string only;  // empty: every variant
   bool checkpointing = false;  // --gradient-checkpointing 1: the trained model recomputes each layer
+  double lora_dropout = 0.05;  // --lora-dropout P: the lora variant's dropout
 };
 
 ModelConfig qwen2_05b_shape(int layers) {
@@ -84,9 +91,9 @@ double peak_rss_gib() {
 }
 
 // Runs in a child: prints "mode seconds_per_step cpu_seconds_per_step".
-int run_cpp(bool two_models, const BenchOptions& bench) {
+int run_cpp(bool two_models, const BenchOptions& bench, bool lora = false) {
   const int steps = bench.steps;
-  const char* name = two_models ? "two-models" : "one-model";
+  const char* name = lora ? "lora" : two_models ? "two-models" : "one-model";
   setup_threads(2);
   ModelConfig config = qwen2_05b_shape(bench.layers);
   Transformer model(config);
@@ -102,9 +109,18 @@ int run_cpp(bool two_models, const BenchOptions& bench) {
     cached = compute_reference_logprobs(model, pairs, 2, bench.chunk, "reference");
   }
   std::fprintf(stderr, "  %s before training: peak RSS %.2f GiB\n", name, peak_rss_gib());
-  model.set_requires_grad(true);
+  if (lora) {
+    LoraOptions l;
+    l.r = 16;
+    l.alpha = 32;
+    l.dropout = bench.lora_dropout;
+    l.targets = LoraTargets::parse("all-linear");
+    auto adapters = std::make_shared<LoraAdapters>(config, l);
+    adapters->init(1);
+    model.set_lora(adapters);
+  }
   model.set_gradient_checkpointing(bench.checkpointing);
-  std::vector<at::Tensor> params = model.parameters();
+  std::vector<at::Tensor> params = model.trainable_parameters();
   OptimizerOptions options;  // rmsprop
   Optimizer optimizer(params, options);
   double total = 0, total_cpu = 0;
@@ -174,6 +190,8 @@ int main(int argc, char** argv) {
       bench.chunk = std::atoll(argv[i + 1]);
     } else if (std::strcmp(argv[i], "--only") == 0) {
       bench.only = argv[i + 1];
+    } else if (std::strcmp(argv[i], "--lora-dropout") == 0) {
+      bench.lora_dropout = std::atof(argv[i + 1]);
     } else if (std::strcmp(argv[i], "--gradient-checkpointing") == 0) {
       bench.checkpointing = std::atoi(argv[i + 1]) != 0;
     } else {
@@ -185,8 +203,8 @@ int main(int argc, char** argv) {
   std::printf("SPIN step, Qwen2-0.5B shape (%d layers), fp32, 2 threads, micro-batch 2 pairs x 256 tokens, "
               "LM-head chunk %lld, %d timed step(s)\n",
               bench.layers, static_cast<long long>(bench.chunk), bench.steps);
-  ChildResult one, two, py;
-  one.status = two.status = py.status = 0;
+  ChildResult one, two, py, lora;
+  one.status = two.status = py.status = lora.status = 0;
   if (wanted("one")) {
     one = in_child([&] { return run_cpp(false, bench); });
     std::printf("one-model peak RSS %.2f GiB\n", one.maxrss_gib);
@@ -194,6 +212,10 @@ int main(int argc, char** argv) {
   if (wanted("two")) {
     two = in_child([&] { return run_cpp(true, bench); });
     std::printf("two-models peak RSS %.2f GiB\n", two.maxrss_gib);
+  }
+  if (wanted("lora")) {
+    lora = in_child([&] { return run_cpp(false, bench, /*lora=*/true); });
+    std::printf("lora peak RSS %.2f GiB\n", lora.maxrss_gib);
   }
   // bench/run.sh runs from the repository root; SPINLM_SOURCE_DIR overrides.
   const char* root = std::getenv("SPINLM_SOURCE_DIR");
@@ -211,5 +233,5 @@ int main(int argc, char** argv) {
     });
     std::printf("python peak RSS %.2f GiB\n", py.maxrss_gib);
   }
-  return (one.status == 0 && two.status == 0 && py.status == 0) ? 0 : 1;
+  return (one.status == 0 && two.status == 0 && py.status == 0 && lora.status == 0) ? 0 : 1;
 }

@@ -7,6 +7,7 @@
 #   2. generation throughput: spinlm vs transformers' generate, 1.1B bf16  bench/gpu_generate.py
 #   3. SPIN step MFU, TinyLlama-1.1B shape, 1024-token pairs               bench/gpu_spin_step.py
 #   4. SPIN step, Mistral-7B shape, gradient checkpointing, peak memory    bench/gpu_spin_step.py
+#      (full fine-tuning with bf16 state, then LoRA r 16 on every linear with fp32 adapters)
 # and prints a compact summary. Results (small JSON + logs) go to $OUT (default /tmp/spinlm-gpu-check-out);
 # models and data to $WORK (default /tmp/spinlm-gpu-check), never under $OUT.
 # The budget ($BUDGET seconds from the start, default 540, the build included) bounds every
@@ -85,6 +86,8 @@ else
   check spin_step_1b 100 25 gpu_spin_step.py --shape 1b --steps 3 --batch-size 16 --micro-batch-size 8
   check spin_step_mistral-7b 200 60 gpu_spin_step.py --shape mistral-7b --steps 2 --batch-size 8 \
     --micro-batch-size 4 --gradient-checkpointing --optimizer-state-dtype bf16
+  check spin_step_mistral-7b_lora16 200 60 gpu_spin_step.py --shape mistral-7b --steps 2 --batch-size 8 \
+    --micro-batch-size 4 --gradient-checkpointing --lora-r 16
 fi
 "$python" bench/gpu_summary.py "$OUT"
 echo "gpu-check: done in $(( $(date +%s) - start )) s; results in $OUT" >&2

@@ -14,6 +14,7 @@ opponent's log-probs (one forward, before the steps) are not in the step rate.
   --shape 1b          TinyLlama-1.1B shape; goal MFU >= 40 %
   --shape mistral-7b  Mistral-7B shape with --gradient-checkpointing and bf16 optimizer state
                       (fp32 state + fp32 master weights would need ~87 GB before activations)
+  --lora-r R          train a LoRA adapter (rank R, alpha 2R, all-linear) on the frozen model
   --cpu-smoke         the tiny model on the CPU, 64-token pairs (tests this script)
 """
 import json
@@ -44,6 +45,7 @@ def main():
     ap.add_argument("--micro-batch-size", type=int, default=8, help="pairs per forward/backward")
     ap.add_argument("--gradient-checkpointing", action="store_true")
     ap.add_argument("--optimizer-state-dtype", default="fp32", choices=["fp32", "bf16"])
+    ap.add_argument("--lora-r", type=int, default=0, help="> 0: train a LoRA adapter of this rank on every linear")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     smoke = args.cpu_smoke
@@ -51,7 +53,7 @@ def main():
     prompt_len, response_len = (16, 48) if smoke else (256, 768)
     if smoke:
         args.steps, args.batch_size, args.micro_batch_size = 2, 4, 2
-    name = f"spin_step_{shape}"
+    name = f"spin_step_{shape}" + (f"_lora{args.lora_r}" if args.lora_r > 0 else "")
     work = os.path.join(args.work, "work-" + name)
     os.makedirs(work, exist_ok=True)
     model_dir = os.path.join(work, "model")
@@ -72,6 +74,8 @@ def main():
                "--optimizer-state-dtype", args.optimizer_state_dtype]
     if args.gradient_checkpointing:
         command.append("--gradient-checkpointing")
+    if args.lora_r > 0:
+        command += ["--lora-r", args.lora_r, "--lora-alpha", 2 * args.lora_r, "--lora-target-modules", "all-linear"]
     peak_tflops = None if smoke else common.measured_bf16_matmul_tflops()
     if not smoke:
         torch.cuda.empty_cache()  # give the matmul test's memory back before spinlm starts
@@ -82,7 +86,7 @@ def main():
               "parameters": sum(int(torch.Size(s).numel()) for _, s in common.parameter_shapes(cfg)),
               "pair_tokens": prompt_len + response_len, "batch_pairs": args.batch_size,
               "micro_batch_pairs": args.micro_batch_size, "gradient_checkpointing": args.gradient_checkpointing,
-              "optimizer_state_dtype": args.optimizer_state_dtype, "wall_s": wall,
+              "optimizer_state_dtype": args.optimizer_state_dtype, "lora_r": args.lora_r, "wall_s": wall,
               "peak_memory_gib": memory.peak_mib / 1024 if memory.peak_mib else None}
     metrics_path = os.path.join(out, "metrics.jsonl")
     rows = common.read_jsonl(metrics_path) if os.path.exists(metrics_path) else []

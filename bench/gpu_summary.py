@@ -64,7 +64,7 @@ def main():
                              + (f" ERROR {run.get('error')[-300:]}" if 'error' in run else ""))
     else:
         lines.append("generation: no result")
-    for name in ("spin_step_1b", "spin_step_mistral-7b", "spin_step_tiny"):
+    for name in ("spin_step_1b", "spin_step_mistral-7b", "spin_step_mistral-7b_lora16", "spin_step_tiny"):
         r = load(out, name)
         if r is None:
             if name != "spin_step_tiny" and not os.path.exists(os.path.join(out, "spin_step_tiny.json")):
@@ -72,7 +72,7 @@ def main():
             continue
         line = (f"SPIN step {r.get('shape')} ({r.get('batch_pairs')} pairs x 2 x {r.get('pair_tokens')} tokens, micro "
                 f"{r.get('micro_batch_pairs')}, ckpt {r.get('gradient_checkpointing')}, state "
-                f"{r.get('optimizer_state_dtype')}): {fmt(r.get('tokens_per_s'), '.0f')} tok/s, MFU "
+                f"{r.get('optimizer_state_dtype')}, LoRA r {r.get('lora_r', 0)}): {fmt(r.get('tokens_per_s'), '.0f')} tok/s, MFU "
                 f"{fmt(r.get('mfu'), '.1%')} of {fmt(r.get('bf16_matmul_tflops'), '.0f')} TFLOP/s, peak memory "
                 f"{fmt(r.get('peak_memory_gib'), '.1f')} GiB")
         if "error" in r:

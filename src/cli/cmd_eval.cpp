@@ -41,6 +41,7 @@ CommandAction setup_eval(CLI::App& app) {
       "  description and its few-shot examples (the first k dev rows of that subject).\n"
       "See docs/eval.md.");
   app.add_option("--model", o.model_dir, "HuggingFace model folder")->required();
+  app.add_option("--adapter", o.adapter_dir, "PEFT LoRA adapter folder run on top of --model, unmerged");
   app.add_option("--tasks", *tasks, "comma-separated built-in tasks: " + known);
   app.add_option("--task-file", o.task_files, "task YAML file (repeatable; see docs/eval.md)");
   app.add_option("--data-dir", o.eval.data_dir, "folder of the task JSONL files");

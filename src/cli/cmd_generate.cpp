@@ -20,6 +20,7 @@ CommandAction setup_generate(CLI::App& app) {
   auto graphs_off = std::make_shared<bool>(false);
   GenerateOptions& o = *options;
   app.add_option("--model", o.model_dir, "HuggingFace model folder")->required();
+  app.add_option("--adapter", o.adapter_dir, "PEFT LoRA adapter folder run on top of --model, unmerged");
   app.add_option("--input", o.input_path,
                  "conversation JSONL ({\"messages\":..}, {\"prompt\",\"response\"} or {\"real\",\"generated\"})")
       ->required();

@@ -10,6 +10,7 @@
 #include "io/jsonl.h"
 #include "model/device_choice.h"
 #include "model/hf_model.h"
+#include "model/lora.h"
 #include "text/tokenizer.h"
 
 namespace spinlm {
@@ -17,6 +18,7 @@ namespace {
 
 struct ScoreOptions {
   std::string model;
+  std::string adapter;  // PEFT LoRA adapter folder (empty: none)
   std::string input;
   std::string output;
   int batch_size = 8;
@@ -63,6 +65,7 @@ void run_score(const ScoreOptions& options) {
   std::vector<std::vector<int64_t>> rows = read_rows(options, config.vocab_size);
   log_info("score: model on ", device.str(), " in ", dtype_option_name(dtype));
   Transformer model = load_model(options.model, device, dtype);
+  attach_lora_adapter(model, options.adapter);
   c10::InferenceMode inference;
 
   std::vector<json> out;
@@ -101,6 +104,7 @@ void run_score(const ScoreOptions& options) {
 CommandAction setup_score(CLI::App& app) {
   auto options = std::make_shared<ScoreOptions>();
   app.add_option("--model", options->model, "model folder (config.json, safetensors, tokenizer)")->required();
+  app.add_option("--adapter", options->adapter, "PEFT LoRA adapter folder run on top of --model, unmerged");
   app.add_option("--input", options->input,
                  "JSONL, one row per sequence: {\"ids\": [...]} or {\"text\": \"...\"}; text is encoded "
                  "like transformers' tokenizer(text) (add_special_tokens=True, e.g. Llama's BOS)")

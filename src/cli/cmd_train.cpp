@@ -11,6 +11,19 @@
 namespace spinlm {
 namespace {
 
+// LoRA (model/lora.h), TRL's option names.
+void add_lora_options(CLI::App& app, LoraOptions& lora) {
+  app.add_option("--lora-r", lora.r, "LoRA rank: train an adapter of this rank on the frozen model (0: off)")
+      ->capture_default_str();
+  app.add_option("--lora-alpha", lora.alpha, "LoRA alpha (scaling alpha / r)")->capture_default_str();
+  app.add_option("--lora-dropout", lora.dropout, "dropout on the adapters' input")->capture_default_str();
+  app.add_option_function<std::string>(
+         "--lora-target-modules", [&lora](const std::string& text) { lora.targets = LoraTargets::parse(text); },
+         "modules to adapt: NAME,NAME (exact or dotted suffix), a regex (full match), or all-linear "
+         "(default q_proj,v_proj)");
+  app.add_flag("--use-rslora", lora.use_rslora, "rank-stabilised scaling alpha / sqrt(r)");
+}
+
 // Options shared with `spinlm sft`.
 void add_loop_options(CLI::App& app, TrainLoopOptions& loop) {
   app.add_option("--model", loop.model_dir, "input HF model folder")->required();
@@ -41,6 +54,8 @@ void add_loop_options(CLI::App& app, TrainLoopOptions& loop) {
       ->capture_default_str();
   app.add_flag("--gradient-checkpointing", loop.gradient_checkpointing,
                "recompute each decoder layer in the backward pass (less memory, one more forward)");
+  add_lora_options(app, loop.lora);
+  app.add_option("--adapter", loop.adapter_dir, "PEFT LoRA adapter folder merged into --model before training");
 }
 
 CommandAction setup_train(CLI::App& app) {

@@ -13,6 +13,7 @@
 #include "model/device_choice.h"
 #include "model/hf_model.h"
 #include "model/model_text.h"
+#include "model/lora.h"
 
 namespace spinlm {
 
@@ -57,7 +58,8 @@ nlohmann::json run_evaluation(const EvalRunOptions& options) {
     const Transformer opponent = load_model(options.opponent_dir, device, dtype);
     plan.opponent = score_heldout_pairs(opponent, pairs, pairs_options);
   }
-  const Transformer model = load_model(options.model_dir, device, dtype);
+  Transformer model = load_model(options.model_dir, device, dtype);
+  attach_lora_adapter(model, options.adapter_dir);
   const ModelEvalResult result = evaluate_model(model, plan);
   nlohmann::json out = results_json(result, plan);
   if (result.heldout_pairs) out["heldout"]["pairs"]["opponent"] = options.opponent_dir;

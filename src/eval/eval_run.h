@@ -15,6 +15,7 @@ namespace spinlm {
 
 struct EvalRunOptions {
   std::string model_dir;
+  std::string adapter_dir;  // PEFT LoRA adapter run on top of the model unmerged (empty: none)
   std::vector<std::string> tasks;       // built-in task names
   std::vector<std::string> task_files;  // task YAML files
   EvalOptions eval;                     // data_dir, num_fewshot, limit, batch_size, ...

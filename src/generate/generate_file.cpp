@@ -16,6 +16,7 @@
 #include "io/jsonl.h"
 #include "model/device_choice.h"
 #include "model/hf_model.h"
+#include "model/lora.h"
 #include "model/stop_tokens.h"
 
 namespace spinlm {
@@ -167,6 +168,7 @@ GenerateSummary generate_file(const GenerateOptions& options) {
   const at::ScalarType dtype = choose_dtype(options.dtype, device);
   log_info("generate: model on ", device.str(), " in ", dtype_option_name(dtype));
   Transformer model = load_model(options.model_dir, device, dtype);
+  attach_lora_adapter(model, options.adapter_dir);
   TextCodec codec = TextCodec::load(options.model_dir);
   return generate_file(model, codec, options);
 }

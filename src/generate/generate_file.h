@@ -42,6 +42,7 @@ namespace spinlm {
 
 struct GenerateOptions {
   std::string model_dir;    // HF folder (model, tokenizer, generation_config.json)
+  std::string adapter_dir;  // PEFT LoRA adapter run on top of the model unmerged (empty: none)
   std::string input_path;   // conversation JSONL (any format of data/conversation.h)
   std::string output_path;  // JSONL as above
   std::string device = "auto";  // auto | cpu | cuda | cuda:N (model/device_choice.h)

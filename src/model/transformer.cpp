@@ -22,6 +22,7 @@ namespace spinlm {
 // two: half the calls, and the products of one-sequence decoding read one long stream.
 // While the weights are trained the separate views are used, so each gets its own gradient.
 struct Transformer::Layer {
+  int64_t index = 0;                  // position in the stack (LoRA adapters are found by it)
   at::Tensor input_norm;              // [C]
   at::Tensor qkv_weight, qkv_bias;    // [(H+2Hkv)*D, C], [(H+2Hkv)*D]: q, k, v rows stacked
   at::Tensor q_weight, q_bias;        // [H*D, C], [H*D] (bias optional)
@@ -191,6 +192,7 @@ Transformer::Transformer(ModelConfig config, at::Device device, at::ScalarType d
   embed_tokens_ = add("model.embed_tokens.weight", {c.vocab_size, C});
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     auto layer = std::make_shared<Layer>();
+    layer->index = i;
     std::string prefix = "model.layers." + std::to_string(i) + ".";
     layer->qkv_weight = allocate({(H + 2 * Hkv) * D, C});
     layer->q_weight = add_view(prefix + "self_attn.q_proj.weight", layer->qkv_weight, 0, H * D);
@@ -240,6 +242,28 @@ void Transformer::set_requires_grad(bool requires_grad) {
   for (auto& named : parameters_) named.second.set_requires_grad(requires_grad);
 }
 
+void Transformer::set_lora(std::shared_ptr<LoraAdapters> adapters) {
+  if (adapters) {
+    for (const LoraModule& m : adapters->modules()) {
+      const at::Tensor weight = parameter(m.name + ".weight");
+      check(m.A.size(1) == weight.size(1) && m.B.size(0) == weight.size(0), "LoRA adapter of ", m.name,
+            " is [", m.B.size(0), ", r] x [r, ", m.A.size(1), "], the model's weight is ", weight.sizes());
+      check(m.A.device() == device_, "LoRA adapter of ", m.name, " is on ", m.A.device(), ", the model on ", device_);
+    }
+  }
+  lora_ = std::move(adapters);
+}
+
+std::vector<at::Tensor> Transformer::trainable_parameters() {
+  if (!lora_) {
+    set_requires_grad(true);
+    return parameters();
+  }
+  set_requires_grad(false);
+  lora_->set_requires_grad(true);
+  return lora_->parameters();
+}
+
 void Transformer::init_random(uint64_t seed, double std) {
   at::NoGradGuard no_grad;
   at::Generator generator = at::detail::createCPUGenerator(seed);
@@ -278,27 +302,38 @@ at::Tensor Transformer::cached_keys_mask(const at::Tensor& positions, int64_t ke
 }
 
 at::Tensor Transformer::layer_forward(const Layer& layer, const at::Tensor& x, const at::Tensor& cos,
-                                      const at::Tensor& sin, const at::Tensor& mask,
-                                      const CacheWrite* cache, const BlockMasks* blocks) const {
+                                      const at::Tensor& sin, const at::Tensor& mask, const CacheWrite* cache,
+                                      const BlockMasks* blocks, std::optional<uint64_t> lora_dropout_seed) const {
   const int64_t B = x.size(0), T = x.size(1), C = x.size(2);
   const int64_t H = config_.num_attention_heads, Hkv = config_.num_key_value_heads, D = config_.head_dim;
   const double eps = config_.rms_norm_eps;
+  // LoRA (model/lora.h): an adapted projection adds its term to the base product, fused or not.
+  const LoraAdapters* lora = lora_.get();
+  std::optional<at::Generator> dropout_masks;
+  if (lora && lora_dropout_seed) dropout_masks = at::detail::createCPUGenerator(*lora_dropout_seed);
+  // The adapters read their input in fp32: cast once per input, shared by its projections.
+  auto adapt = [&](LoraSite site, const at::Tensor& input, at::Tensor& input_fp32, const at::Tensor& output) {
+    const LoraModule* m = lora ? lora->find(layer.index, site) : nullptr;
+    if (m == nullptr) return output;
+    if (!input_fp32.defined()) input_fp32 = input.to(at::kFloat);
+    return lora->apply(*m, input_fp32, output, dropout_masks ? &*dropout_masks : nullptr);
+  };
 
   // Attention block.
   at::Tensor h = rms_norm(x, layer.input_norm, eps).view({B * T, C});    // [B*T, C]
   // The fused products give no gradient to the separate parameter views: use them only
   // when this layer's weights are not being trained (the same test as project()).
   const bool weight_grads = at::GradMode::is_enabled() && layer.q_weight.requires_grad();
-  at::Tensor q, k, v;
+  at::Tensor q, k, v, h_fp32;
   if (weight_grads) {
-    q = project(h, layer.q_weight, layer.q_bias).view({B, T, H, D});
-    k = project(h, layer.k_weight, layer.k_bias).view({B, T, Hkv, D});
-    v = project(h, layer.v_weight, layer.v_bias).view({B, T, Hkv, D});
+    q = adapt(LoraSite::q, h, h_fp32, project(h, layer.q_weight, layer.q_bias)).view({B, T, H, D});
+    k = adapt(LoraSite::k, h, h_fp32, project(h, layer.k_weight, layer.k_bias)).view({B, T, Hkv, D});
+    v = adapt(LoraSite::v, h, h_fp32, project(h, layer.v_weight, layer.v_bias)).view({B, T, Hkv, D});
   } else {
     at::Tensor qkv = project(h, layer.qkv_weight, layer.qkv_bias);  // [B*T, (H+2Hkv)*D]
-    q = qkv.narrow(1, 0, H * D).view({B, T, H, D});
-    k = qkv.narrow(1, H * D, Hkv * D).view({B, T, Hkv, D});
-    v = qkv.narrow(1, (H + Hkv) * D, Hkv * D).view({B, T, Hkv, D});
+    q = adapt(LoraSite::q, h, h_fp32, qkv.narrow(1, 0, H * D)).view({B, T, H, D});
+    k = adapt(LoraSite::k, h, h_fp32, qkv.narrow(1, H * D, Hkv * D)).view({B, T, Hkv, D});
+    v = adapt(LoraSite::v, h, h_fp32, qkv.narrow(1, (H + Hkv) * D, Hkv * D)).view({B, T, Hkv, D});
   }
   if (config_.qk_norm) {
     q = rms_norm(q, layer.q_norm, eps);
@@ -350,19 +385,28 @@ at::Tensor Transformer::layer_forward(const Layer& layer, const at::Tensor& x, c
     }
     attended = parts.size() == 1 ? parts[0] : at::cat(parts, 0);
   }
-  at::Tensor residual = x + project(attended, layer.o_weight, layer.o_bias).view({B, T, C});
+  at::Tensor attended_fp32;
+  at::Tensor residual =
+      x + adapt(LoraSite::o, attended, attended_fp32, project(attended, layer.o_weight, layer.o_bias)).view({B, T, C});
 
   // MLP block: down(silu(gate(h)) * up(h)).
   h = rms_norm(residual, layer.post_norm, eps).view({B * T, C});
-  at::Tensor gated;  // [B*T, F]
+  h_fp32 = at::Tensor();
+  at::Tensor gated, gated_fp32;  // [B*T, F]
   if (weight_grads) {
-    gated = at::silu(project(h, layer.gate_weight)) * project(h, layer.up_weight);
+    gated = at::silu(adapt(LoraSite::gate, h, h_fp32, project(h, layer.gate_weight))) *
+            adapt(LoraSite::up, h, h_fp32, project(h, layer.up_weight));
+  } else if (lora) {
+    const int64_t F = layer.gate_weight.size(0);
+    at::Tensor gate_up = project(h, layer.gate_up_weight);  // [B*T, 2F]
+    gated = at::silu(adapt(LoraSite::gate, h, h_fp32, gate_up.narrow(1, 0, F))) *
+            adapt(LoraSite::up, h, h_fp32, gate_up.narrow(1, F, F));
   } else {
     const int64_t F = layer.gate_weight.size(0);
     at::Tensor gate_up = project(h, layer.gate_up_weight);  // [B*T, 2F]
     gated = at::silu(gate_up.narrow(1, 0, F)).mul_(gate_up.narrow(1, F, F));
   }
-  return residual + project(gated, layer.down_weight).view({B, T, C});
+  return residual + adapt(LoraSite::down, gated, gated_fp32, project(gated, layer.down_weight)).view({B, T, C});
 }
 
 at::Tensor Transformer::forward_hidden(const at::Tensor& input_ids, const at::Tensor& attention_mask) const {
@@ -401,10 +445,13 @@ at::Tensor Transformer::forward_hidden(const at::Tensor& input_ids, const at::Te
 at::Tensor Transformer::run_layers(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin,
                                    const at::Tensor& mask, std::shared_ptr<const BlockMasks> blocks) const {
   const bool checkpointed = gradient_checkpointing_ && at::GradMode::is_enabled();
+  const bool lora_dropout = lora_ && lora_->dropout_active();
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& layer = *layers_[i];
+    std::optional<uint64_t> dropout_seed;
+    if (lora_dropout) dropout_seed = lora_->next_dropout_seed();
     if (!checkpointed) {
-      x = layer_forward(layer, x, cos, sin, mask, nullptr, blocks.get());
+      x = layer_forward(layer, x, cos, sin, mask, nullptr, blocks.get(), dropout_seed);
       continue;
     }
     // Keep only x; the layer runs again in the backward pass (model/recompute.h).
@@ -413,8 +460,12 @@ at::Tensor Transformer::run_layers(at::Tensor x, const at::Tensor& cos, const at
     for (const auto& [name, tensor] : parameters_) {
       if (name.compare(0, prefix.size(), prefix) == 0) weights.push_back(tensor);
     }
-    x = recompute([this, &layer, cos = cos, sin = sin, mask, blocks](const at::Tensor& input) {
-      return layer_forward(layer, input, cos, sin, mask, nullptr, blocks.get());
+    if (lora_) {
+      for (const at::Tensor& w : lora_->layer_parameters(static_cast<int64_t>(i))) weights.push_back(w);
+    }
+    // The same dropout seed in the forward and the recomputation: the same masks.
+    x = recompute([this, &layer, cos = cos, sin = sin, mask, blocks, dropout_seed](const at::Tensor& input) {
+      return layer_forward(layer, input, cos, sin, mask, nullptr, blocks.get(), dropout_seed);
     }, x, weights);
   }
   return rms_norm(x, final_norm_, config_.rms_norm_eps);

@@ -5,6 +5,7 @@
 // them when they require grad. Every tensor is created on the model's device and dtype.
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "model/config.h"
 #include "model/kv_cache.h"
 #include "model/packed_tokens.h"
+#include "model/lora.h"
 
 namespace spinlm {
 
@@ -31,6 +33,14 @@ class Transformer {
   std::vector<at::Tensor> parameters() const;
   at::Tensor parameter(const std::string& name) const;  // Error naming the name if absent
   void set_requires_grad(bool requires_grad);
+
+  // LoRA adapters (model/lora.h) added to the projections they target in every forward;
+  // null: none. Error when they were made for another shape.
+  void set_lora(std::shared_ptr<LoraAdapters> adapters);
+  const std::shared_ptr<LoraAdapters>& lora() const { return lora_; }
+  // What training updates, with requires_grad set: the adapters' A and B (the base frozen)
+  // when there are adapters, else every parameter.
+  std::vector<at::Tensor> trainable_parameters();
 
   // Normal(0, std) weights (norms 1, biases 0), from seed: HF's _init_weights for Llama.
   void init_random(uint64_t seed, double std = 0.02);
@@ -99,6 +109,7 @@ class Transformer {
   at::ScalarType dtype_;
   bool gradient_checkpointing_ = false;
   std::vector<std::pair<std::string, at::Tensor>> parameters_;
+  std::shared_ptr<LoraAdapters> lora_;
   // Per-layer handles into parameters_ (filled by the constructor) live in the .cpp.
   struct Layer;
   std::vector<std::shared_ptr<Layer>> layers_;
@@ -118,9 +129,11 @@ class Transformer {
   // One decoder layer on x [B, T, C]; mask [B, 1, T, S] additive. Without cache the keys
   // are this call's own (S = T); with one, they are the slots' cached keys after writing.
   // With blocks (forward_packed, B = 1, no cache) attention runs per block with its mask.
+  // lora_dropout_seed, when set, seeds the layer's LoRA dropout masks (no dropout otherwise).
   at::Tensor layer_forward(const Layer& layer, const at::Tensor& x, const at::Tensor& cos,
-                           const at::Tensor& sin, const at::Tensor& mask,
-                           const CacheWrite* cache, const BlockMasks* blocks = nullptr) const;
+                           const at::Tensor& sin, const at::Tensor& mask, const CacheWrite* cache,
+                           const BlockMasks* blocks = nullptr,
+                           std::optional<uint64_t> lora_dropout_seed = std::nullopt) const;
   // The decoder layers over x [B, T, C] (checkpointed when gradient checkpointing is on and
   // autograd records), then the final norm.
   // blocks is shared with the recomputing backward, which runs after the forward returns.

@@ -313,6 +313,37 @@ nlohmann::json record_keys(const Keys<S>& keys, const S& value) {
   return out;
 }
 
+// TRL's PEFT keys: use_peft switches LoRA on with lora_r (default 16); the rest as LoraOptions.
+void read_lora(const Section& s, LoraOptions& l) {
+  bool use_peft = l.r > 0;
+  int64_t rank = l.r > 0 ? l.r : 16;
+  s.flag("use_peft", use_peft);
+  s.integer("lora_r", rank, 1);
+  s.number("lora_alpha", l.alpha, -1e9, 1e9);
+  s.number("lora_dropout", l.dropout, 0.0, 0.999);
+  s.flag("use_rslora", l.use_rslora);
+  if (s.has("lora_target_modules")) {
+    const YAML::Node n = s.get("lora_target_modules");
+    nlohmann::json value;
+    if (n.IsScalar()) {
+      value = n.Scalar();
+    } else {
+      std::vector<std::string> names;
+      s.strings("lora_target_modules", names);
+      value = names;
+    }
+    l.targets = LoraTargets::from_json(value, s.where(n) + ": key '" + s.name("lora_target_modules") + "'");
+  }
+  l.r = use_peft ? rank : 0;
+}
+
+// lora_target_modules as a recipe writes it: a list of names, a regex, or "all-linear".
+nlohmann::json targets_json(const LoraTargets& targets) {
+  if (targets.kind == LoraTargets::Kind::list) return targets.names;
+  if (targets.kind == LoraTargets::Kind::regex) return targets.regex;
+  return "all-linear";
+}
+
 // The training keys: at the top level (every iteration's defaults) and in each iteration.
 const Keys<TrainSettings>& train_keys() {
   using T = TrainSettings;
@@ -350,6 +381,19 @@ const Keys<TrainSettings>& train_keys() {
              },
              [](const T& t) { return nlohmann::json(t.optimizer_state_dtype == "bf16" ? "bfloat16" : "float32"); }},
       integer("save_steps", &T::save_steps, 0, "a resumable checkpoint every N optimizer steps (0: epoch ends only)"),
+      Key<T>{"use_peft", "train a fresh LoRA adapter per iteration on p_t (model/lora.h); iter_T/model is p_t with it merged",
+             [](const Section& s, T& t) { read_lora(s, t.lora); },
+             [](const T& t) { return nlohmann::json(t.lora.enabled()); }},
+      structural<T>("lora_r", "the adapter's rank (with use_peft)",
+                    [](const T& t) { return nlohmann::json(t.lora.enabled() ? t.lora.r : 16); }),
+      structural<T>("lora_alpha", "adapter scale s = alpha / r (alpha / sqrt(r) with use_rslora)",
+                    [](const T& t) { return nlohmann::json(t.lora.alpha); }),
+      structural<T>("lora_dropout", "dropout on the adapter's input while training",
+                    [](const T& t) { return nlohmann::json(t.lora.dropout); }),
+      structural<T>("lora_target_modules", "a list (exact or dotted-suffix names), a regex, or all-linear",
+                    [](const T& t) { return targets_json(t.lora.targets); }),
+      structural<T>("use_rslora", "rank-stabilised scaling alpha / sqrt(r)",
+                    [](const T& t) { return nlohmann::json(t.lora.use_rslora); }),
       limit("max_tokens_per_micro_batch", &T::max_tokens_per_micro_batch,
             "micro-batches of pairs up to N packed tokens, not a fixed count (null: per_device_train_batch_size)"),
   };
@@ -494,7 +538,8 @@ const Keys<ControlSettings>& control_keys() {
 }
 
 void read_train(const Section& s, TrainSettings& t) {
-  for (const Key<TrainSettings>& key : train_keys()) key.read(s, t);
+  for (const Key<TrainSettings>& key : train_keys())
+    if (key.read) key.read(s, t);
   if (t.max_prompt_length >= t.max_length)
     fail(s.where(s.has("max_prompt_length") ? "max_prompt_length" : "max_length"), ": key '",
          s.name("max_prompt_length"), "' (", t.max_prompt_length, ") must be below max_length (", t.max_length, ")");

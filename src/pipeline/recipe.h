@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "core/limits.h"
+#include "model/lora.h"
 
 namespace spinlm {
 
@@ -63,6 +64,8 @@ struct TrainSettings {
   // data/packing.h) instead of per_device_train_batch_size pairs; the global batch stays
   // batch_size() pairs. kNoLimit: no token budget.
   int64_t max_tokens_per_micro_batch = kNoLimit;
+  // LoRA: lora.r > 0 when use_peft is true (lora_r, default 16, as TRL's ModelConfig).
+  LoraOptions lora;
 
   // The global batch: per-device batch times accumulation steps.
   int64_t batch_size() const { return per_device_train_batch_size * gradient_accumulation_steps; }

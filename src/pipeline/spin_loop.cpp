@@ -25,6 +25,7 @@
 #include "io/safetensors.h"
 #include "model/device_choice.h"
 #include "model/hf_model.h"
+#include "model/lora.h"
 #include "model/stop_tokens.h"
 #include "pipeline/run_state.h"
 #include "train/sft_trainer.h"
@@ -247,6 +248,16 @@ void check_inputs(const Recipe& recipe) {
         recipe.model_name_or_path, " is not a model folder (no config.json)");
   for (const std::string* path : {&recipe.data.train, &recipe.data.heldout, &recipe.data.test})
     check(path->empty() || data_path_exists(*path), recipe.source, ": data file ", *path, " does not exist");
+  // LoRA target modules name modules of this model: checked before any work.
+  const ModelConfig config = load_config(recipe.model_name_or_path + "/config.json");
+  for (size_t t = 0; t < recipe.iterations.size(); ++t) {
+    if (!recipe.iterations[t].lora.enabled()) continue;
+    try {
+      resolve_lora_targets(config, recipe.iterations[t].lora.targets);
+    } catch (const Error& e) {
+      fail(recipe.source, ": iteration ", t, ": ", e.what());
+    }
+  }
 }
 
 // How an iteration's training moved on its own pairs: logps/real and rewards/margins of the
@@ -516,9 +527,14 @@ class SpinRun {
         if (!quality.is_null()) write_json(it + "/samples.json", quality);
       }
     });
+    // With LoRA the trainer writes the adapter to iter_T/adapter/; iter_T/model/ is p_t with
+    // it merged (p_{t+1}), so every later step reads an HF folder as without LoRA.
+    const bool lora = s.lora.enabled();
+    const std::string trained = it + (lora ? "/adapter" : "/model");
     step(name + "/train", [&] {
       SpinTrainOptions o;
-      o.loop = loop_options(s, model, it + "/model", recipe_.seed + uint64_t(t), placement_);
+      o.loop = loop_options(s, model, trained, recipe_.seed + uint64_t(t), placement_);
+      o.loop.lora = s.lora;
       o.loop.parallel = options_.dist;
       if (s.mix_previous && t > 0) o.data_files.push_back(dir(iter_name(t - 1) + "/pairs.jsonl"));
       o.data_files.push_back(it + "/pairs.jsonl");
@@ -533,15 +549,20 @@ class SpinRun {
         release_model();  // half trained
         throw;
       }
-      held_dir_ = it + "/model";  // trained in place: p_{t+1}, as saved
       held_->set_requires_grad(false);
       held_->set_gradient_checkpointing(false);
+      if (lora) {
+        merge_lora(*held_, *held_->lora());
+        held_->set_lora(nullptr);
+        if (ranks_.writer()) save_model(*held_, it + "/model", model);
+      }
+      held_dir_ = it + "/model";  // trained in place: p_{t+1}, as saved
       if (ranks_.writer()) {
-        copy_metrics(it + "/model", it + "/metrics.jsonl");
+        copy_metrics(trained, it + "/metrics.jsonl");
         warn_on_displacement(name, training_drift(it + "/metrics.jsonl"));
       }
     });
-    if (!recipe_.checkpoints.keep && ranks_.writer()) remove_checkpoints(it + "/model");
+    if (!recipe_.checkpoints.keep && ranks_.writer()) remove_checkpoints(trained);
     step(name + "/eval", [&] {
       ModelEvalPlan plan = evaluation(it + "/model", it + "/");
       if (recipe_.evaluation.heldout_reward_accuracy) {

@@ -8,6 +8,7 @@
 #include "io/json_text.h"
 #include "io/safetensors.h"
 #include "model/hf_model.h"
+#include "model/lora.h"
 
 namespace spinlm {
 namespace fs = std::filesystem;
@@ -34,6 +35,14 @@ TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string&
   return s;
 }
 
+void save_trained_weights(const Transformer& model, const std::string& dir, const std::string& model_dir) {
+  if (model.lora()) {
+    save_lora_adapter(*model.lora(), model.config(), dir, model_dir);
+  } else {
+    save_model(model, dir, model_dir);
+  }
+}
+
 void save_checkpoint(const Transformer& model, const Optimizer& optimizer, const TrainerState& state,
                      const std::string& out_dir, const std::string& folder,
                      const std::string& tokenizer_dir) {
@@ -42,7 +51,7 @@ void save_checkpoint(const Transformer& model, const Optimizer& optimizer, const
   fs::remove_all(temp_dir);
   make_directories(temp_dir.string());
   try {
-    save_model(model, temp_dir.string(), tokenizer_dir);
+    save_trained_weights(model, temp_dir.string(), tokenizer_dir);
     optimizer.save_state((temp_dir / "optimizer.safetensors").string());
     write_file_atomic((temp_dir / "trainer_state.json").string(), state.to_json().dump(2) + "\n");
   } catch (const Error&) {
@@ -129,6 +138,10 @@ std::optional<LatestCheckpoint> find_latest_checkpoint(const std::string& out_di
 }
 
 void restore_weights(Transformer& model, const std::string& folder) {
+  if (model.lora()) {
+    restore_lora_weights(*model.lora(), folder);
+    return;
+  }
   SafetensorsFolder weights(folder);
   at::NoGradGuard no_grad;
   for (const auto& [name, tensor] : model.named_parameters()) {

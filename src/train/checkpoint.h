@@ -34,6 +34,10 @@ struct TrainerState {
   static TrainerState from_json(const nlohmann::json& j, const std::string& source);
 };
 
+// What a training run saves of the model: an adapter folder (model/lora.h) when the model
+// carries LoRA adapters, else the HF model folder with model_dir's tokenizer files.
+void save_trained_weights(const Transformer& model, const std::string& dir, const std::string& model_dir);
+
 // Writes OUT/<folder>/ (model, optimizer, state) atomically and points OUT/trainer_state.json
 // at it; removes the previous checkpoint-<step> folder it supersedes (epoch folders stay).
 void save_checkpoint(const Transformer& model, const Optimizer& optimizer, const TrainerState& state,
@@ -52,7 +56,8 @@ struct LatestCheckpoint {
 };
 std::optional<LatestCheckpoint> find_latest_checkpoint(const std::string& out_dir);
 
-// Copies a checkpoint's weights into the model's parameters (same names and shapes).
+// Copies a checkpoint's weights into the model's parameters (same names and shapes); with
+// LoRA adapters, the adapter's tensors into the adapters.
 void restore_weights(Transformer& model, const std::string& folder);
 
 // Marks the run finished (after the final model is written to OUT).

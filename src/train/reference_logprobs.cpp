@@ -105,7 +105,7 @@ std::string hash_model_weights(const std::string& model_dir) {
   std::vector<std::string> files;
   for (const auto& entry : fs::directory_iterator(model_dir)) {
     const std::string name = entry.path().filename().string();
-    if (name.size() > 12 && name.compare(name.size() - 12, 12, ".safetensors") == 0 && name.rfind("model", 0) == 0) {
+    if (name.size() > 12 && name.compare(name.size() - 12, 12, ".safetensors") == 0 && (name.rfind("model", 0) == 0 || name == "adapter_model.safetensors")) {
       files.push_back(entry.path().string());
     }
   }

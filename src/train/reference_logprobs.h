@@ -41,7 +41,8 @@ ReferenceLogprobs compute_reference_logprobs(const Transformer& model, const std
                                              const MicroBatching& micro_batching, int64_t chunk_positions = 1024,
                                              const std::string& label = "reference log-probs");
 
-// Hex hash of a model folder's weight files (model.safetensors or its shards).
+// Hex hash of a model folder's weight files (model.safetensors or its shards), or of an
+// adapter folder's adapter_model.safetensors.
 std::string hash_model_weights(const std::string& model_dir);
 // Hex hash of pairs (token ids) and truncation settings.
 std::string hash_pairs(const std::vector<TokenPair>& pairs, const TruncationOptions& truncation);

@@ -169,14 +169,18 @@ SpinTrainResult train_spin(const SpinTrainOptions& options) {
   log_info("train: ", pairs.size(), " pairs from ", options.data_files.size(), " file(s)");
 
   // Weights hashes first (cheap relative to a forward pass over the data).
-  const std::string model_key = hash_model_weights(model_dir);
+  std::string model_key = hash_model_weights(model_dir);
+  if (!options.loop.adapter_dir.empty()) model_key += hash_model_weights(options.loop.adapter_dir);
   const std::string base_key = mix.base_dir.empty() ? "" : hash_model_weights(mix.base_dir);
   const std::string pairs_key = hash_pairs(pairs, options.truncation);
 
   std::optional<Transformer> loaded;
   if (!options.model) loaded.emplace(load_training_model(model_dir, options.loop));  // --device, --dtype
   Transformer& model = options.model ? *options.model : *loaded;
-  if (options.model) model.set_gradient_checkpointing(options.loop.gradient_checkpointing);
+  if (options.model) {
+    model.set_gradient_checkpointing(options.loop.gradient_checkpointing);
+    attach_training_lora(model, options.loop);
+  }
   model.set_requires_grad(false);
   const ReferenceLogprobs reference =
       reference_for(pairs, options, pairs_key, model_key, &model, mix, base_key, "reference log-probs");

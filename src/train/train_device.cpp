@@ -18,9 +18,25 @@ TrainDevice resolve_train_device(const TrainLoopOptions& options) {
   return d;
 }
 
+void attach_training_lora(Transformer& model, const TrainLoopOptions& options) {
+  if (!options.lora.enabled()) return;
+  auto adapters = std::make_shared<LoraAdapters>(model.config(), options.lora, model.device());
+  adapters->init(options.seed);
+  model.set_lora(adapters);
+  int64_t count = 0;
+  for (const at::Tensor& p : adapters->parameters()) count += p.numel();
+  log_info("LoRA r=", options.lora.r, " alpha=", options.lora.alpha, options.lora.use_rslora ? " (rsLoRA)" : "",
+           " on ", adapters->modules().size(), " modules: ", count, " trainable parameters");
+}
+
 Transformer load_training_model(const std::string& dir, const TrainLoopOptions& options) {
   const TrainDevice d = resolve_train_device(options);
   Transformer model = load_model(dir, d.device, d.dtype);
+  if (!options.adapter_dir.empty()) {
+    merge_lora(model, *load_lora_adapter(options.adapter_dir, model.config(), d.device));
+    log_info("merged adapter ", options.adapter_dir, " into ", dir);
+  }
+  attach_training_lora(model, options);
   model.set_gradient_checkpointing(options.gradient_checkpointing);
   log_info("model on ", d.device.str(), " in ", dtype_option_name(d.dtype),
            options.gradient_checkpointing ? " with gradient checkpointing" : "");

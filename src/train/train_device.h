@@ -17,8 +17,12 @@ struct TrainDevice {
 // optimizer state dtype; an Error names the bad option. Call it before loading anything.
 TrainDevice resolve_train_device(const TrainLoopOptions& options);
 
+// Gives the model a fresh LoRA adapter when options.lora.r > 0 (A from options.seed).
+void attach_training_lora(Transformer& model, const TrainLoopOptions& options);
+
 // Loads the model folder dir for training: on the resolved device in the resolved dtype,
-// with gradient checkpointing when options ask for it.
+// options.adapter_dir merged in, a fresh LoRA adapter when options ask for one, with
+// gradient checkpointing when options ask for it.
 Transformer load_training_model(const std::string& dir, const TrainLoopOptions& options);
 
 }  // namespace spinlm

@@ -95,9 +95,14 @@ TrainLoopResult run_train_loop(Transformer& model, const TrainLoopOptions& optio
   // (keys only when not the defaults, so older checkpoints still resume).
   if (model.dtype() != at::kFloat) fingerprint["dtype"] = c10::toString(model.dtype());
   if (options.optimizer.state_dtype != "fp32") fingerprint["optimizer_state_dtype"] = options.optimizer.state_dtype;
+  if (const auto& lora = model.lora()) {
+    const LoraOptions& l = lora->options();
+    fingerprint["lora"] = {{"r", l.r}, {"alpha", l.alpha}, {"dropout", l.dropout},
+                           {"target_modules", l.targets.to_string()}, {"use_rslora", l.use_rslora}};
+  }
 
-  model.set_requires_grad(true);
-  std::vector<at::Tensor> params = model.parameters();
+  // The adapters' A and B alone when the model carries LoRA adapters (model/lora.h).
+  std::vector<at::Tensor> params = model.trainable_parameters();
   Optimizer optimizer(params, options.optimizer);
   // [dist] rank 0 alone writes files; every rank reads them (options.parallel, train_loop.h).
   DataParallel* const parallel = options.parallel;
@@ -165,6 +170,8 @@ TrainLoopResult run_train_loop(Transformer& model, const TrainLoopOptions& optio
       std::vector<int64_t> batch(order.begin() + begin, order.begin() + end);
 
       optimizer.zero_grad();
+      // LoRA dropout masks follow (seed, step): a resumed run draws the same ones.
+      if (model.lora()) model.lora()->seed_dropout(options.seed * 1000003u + static_cast<uint64_t>(state.global_step));
       MetricMap step;
       const auto micros = split_micro_batches(batch, hooks.lengths, hooks.tokens, micro_batching(options));
       // [dist] micro-batches dealt round-robin to the ranks; sums over all ranks afterwards.
@@ -250,7 +257,7 @@ TrainLoopResult run_train_loop(Transformer& model, const TrainLoopOptions& optio
   }
   if (progress) progress->finish();
   if (writes) {
-    save_model(model, options.output_dir, options.model_dir);
+    save_trained_weights(model, options.output_dir, options.model_dir);
     mark_finished(options.output_dir, latest_folder);
   }
   if (parallel) parallel->barrier();  // [dist] the final model is written before any rank returns

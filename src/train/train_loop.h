@@ -68,6 +68,11 @@ struct TrainLoopOptions {
   std::string device;
   std::string dtype;
   bool gradient_checkpointing = false;
+  // LoRA (model/lora.h): lora.r > 0 trains a fresh adapter (A Kaiming-uniform from seed, B
+  // zero) on the frozen model and saves adapter folders; adapter_dir, when set, is merged into
+  // the loaded model first (the policy starts from base + that adapter).
+  LoraOptions lora;
+  std::string adapter_dir;
 };
 
 // Contributions of one micro-batch to its step's metrics, already divided so that summing

@@ -1,0 +1,213 @@
+// `spinlm run` with LoRA (use_peft): each iteration trains a fresh adapter on p_t, keeps it in
+// iter_T/adapter/ (a PEFT folder), and iter_T/model/ is p_{t+1} = p_t with the adapter merged;
+// a run killed in generation, in training, or between training and evaluation, and resumed,
+// ends with the files of an uninterrupted run.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <functional>
+#include <map>
+
+#include "core/atomic_file.h"
+#include "io/json_text.h"
+#include "io/jsonl.h"
+#include "io/safetensors.h"
+#include "model/hf_model.h"
+#include "model/lora.h"
+#include "testkit.h"
+#include "testkit_data.h"
+#include "testkit_process.h"
+
+namespace spinlm {
+namespace {
+
+namespace fs = std::filesystem;
+using testkit::shell_quote;
+
+struct Fixture {
+  std::string dir, recipe;
+};
+
+const Fixture& fixture() {
+  static const Fixture f = [] {
+    Fixture f;
+    f.dir = testkit::make_temp_dir("lora-run");
+    const auto init = testkit::run_spinlm("init-model --arch llama --vocab byte --hidden-size 32 --intermediate-size 64 "
+                                          "--layers 2 --heads 2 --seed 3 --out " + shell_quote(f.dir + "/model"));
+    EXPECT_EQ(init.exit_code, 0) << init.output;
+    testkit::write_arith_split_files(f.dir, 9, {24, 8, 8});
+    f.recipe = f.dir + "/recipe.yaml";
+    write_file_atomic(f.recipe, R"(model_name_or_path: model
+seed: 5
+learning_rate: 1.0e-2
+optim: adamw
+beta: 0.1
+num_train_epochs: 2
+per_device_train_batch_size: 4
+gradient_accumulation_steps: 2
+max_length: 160
+max_prompt_length: 120
+logging_steps: 1
+use_peft: true
+lora_r: 4
+lora_alpha: 8
+lora_dropout: 0.1
+lora_target_modules: all-linear
+data: {train: train.jsonl, heldout: heldout.jsonl, test: test.jsonl}
+generation: {max_new_tokens: 24, batch_size: 1}
+evaluation: {max_new_tokens: 16}
+iterations:
+  - {}
+  - {mix_previous: true, lora_target_modules: [q_proj, v_proj], use_rslora: true}
+)");
+    return f;
+  }();
+  return f;
+}
+
+std::string run_args(const std::string& out, bool resume) {
+  return "run --threads 1 --config " + shell_quote(fixture().recipe) + " --output " + shell_quote(out) +
+         (resume ? " --resume" : "");
+}
+
+const std::string& reference_run() {
+  static const std::string out = [] {
+    const std::string out = testkit::make_temp_dir("lora-run-ref") + "/run";
+    const auto result = testkit::run_spinlm(run_args(out, false));
+    EXPECT_EQ(result.exit_code, 0) << result.output;
+    return out;
+  }();
+  return out;
+}
+
+// Every file of a run folder (metrics without their timing field; the log and the report,
+// which hold times, left out; the run folder's own path, which adapter_config.json names
+// as base_model_name_or_path from iteration 1 on, written as RUN).
+std::map<std::string, std::string> run_files(const std::string& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    const std::string rel = fs::relative(entry.path(), dir).string();
+    const std::string name = entry.path().filename().string();
+    if (name == "run.log" || name == "report.html") continue;
+    std::string content = read_file(entry.path().string());
+    for (size_t at = content.find(dir); at != std::string::npos; at = content.find(dir, at))
+      content.replace(at, dir.size(), "RUN");
+    if (name == "metrics.jsonl") {
+      std::string cleaned;
+      for (JsonlRow& row : read_jsonl(entry.path().string())) {
+        row.value.erase("tokens_per_second");
+        cleaned += row.value.dump() + "\n";
+      }
+      content = cleaned;
+    }
+    files[rel] = content;
+  }
+  return files;
+}
+
+bool state_has(const std::string& out, const std::string& step) {
+  try {
+    const nlohmann::json state = nlohmann::json::parse(read_file(out + "/state.json"));
+    for (const auto& s : state.at("steps"))
+      if (s == step) return true;
+  } catch (...) {
+  }
+  return false;
+}
+
+void resume_and_compare(const std::string& out) {
+  const auto result = testkit::run_spinlm(run_args(out, true));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  const auto expected = run_files(reference_run());
+  const auto got = run_files(out);
+  for (const auto& [path, content] : expected) {
+    const auto it = got.find(path);
+    if (it == got.end()) {
+      ADD_FAILURE() << "missing after resume: " << path;
+      continue;
+    }
+    EXPECT_TRUE(it->second == content) << "differs after resume: " << path;
+  }
+  for (const auto& [path, content] : got) EXPECT_TRUE(expected.count(path)) << "extra file after resume: " << path;
+}
+
+bool kill_when(const std::string& out, const std::function<bool()>& ready) {
+  return testkit::kill_when(run_args(out, false), "/dev/null", ready, 120);
+}
+
+}  // namespace
+
+// The adapters are PEFT folders on p_t, and p_{t+1} is exactly p_t with iteration t's adapter
+// merged (rebuilt here from the files: base + adapter 0 = iter_0/model, iter_0/model +
+// adapter 1 = iter_1/model).
+TEST(LoraRun, IterationsKeepAdaptersAndMergeThem) {
+  const std::string& out = reference_run();
+  for (const char* file : {"iter_0/adapter/adapter_config.json", "iter_0/adapter/adapter_model.safetensors",
+                           "iter_1/adapter/adapter_model.safetensors", "iter_0/model/model.safetensors",
+                           "iter_1/model/model.safetensors", "iter_1/eval.json", "iter_1/metrics.jsonl"})
+    EXPECT_TRUE(file_exists(out + "/" + file)) << file;
+  const nlohmann::json second = read_json_file(out + "/iter_1/adapter/adapter_config.json");
+  EXPECT_EQ(second["use_rslora"], true);
+  EXPECT_EQ(second["target_modules"], nlohmann::json::array({"q_proj", "v_proj"}));
+  // The first logged loss of each iteration is ln 2: the fresh adapter starts at p_t = reference.
+  for (const char* it : {"iter_0", "iter_1"}) {
+    const auto rows = read_jsonl(out + "/" + it + "/metrics.jsonl");
+    ASSERT_FALSE(rows.empty());
+    EXPECT_NEAR(rows[0].value["loss"].get<double>(), std::log(2.0), 1e-6) << it;
+  }
+  std::string previous = fixture().dir + "/model";
+  for (const char* it : {"iter_0", "iter_1"}) {
+    Transformer p = load_model(previous);
+    merge_lora(p, *load_lora_adapter(out + "/" + it + "/adapter", p.config()));
+    SafetensorsFolder saved(out + "/" + it + "/model");
+    for (const auto& [name, tensor] : p.named_parameters()) EXPECT_TRUE(at::equal(saved.tensor(name), tensor)) << it << " " << name;
+    previous = out + "/" + it + "/model";
+  }
+  // The trained adapter moved the model.
+  EXPECT_NE(read_file(out + "/iter_0/model/model.safetensors"), read_file(fixture().dir + "/model/model.safetensors"));
+}
+
+TEST(LoraRun, KilledDuringGenerationResumesToTheSameFiles) {
+  reference_run();
+  const std::string out = testkit::make_temp_dir("lora-run-kill-gen") + "/run";
+  const std::string partial = out + "/iter_1/pairs.jsonl.partial";
+  ASSERT_TRUE(kill_when(out, [&] { return file_exists(partial) && read_file(partial).find('\n') != std::string::npos; }));
+  ASSERT_FALSE(file_exists(out + "/iter_1/pairs.jsonl")) << "the kill came after generation";
+  resume_and_compare(out);
+}
+
+TEST(LoraRun, KilledDuringTrainingResumesToTheSameFiles) {
+  reference_run();
+  const std::string out = testkit::make_temp_dir("lora-run-kill-train") + "/run";
+  ASSERT_TRUE(kill_when(out, [&] { return fs::exists(out + "/iter_1/adapter/epoch-1"); }));
+  ASSERT_FALSE(state_has(out, "iter_1/train")) << "the kill came after training";
+  resume_and_compare(out);
+}
+
+TEST(LoraRun, KilledBeforeEvaluationResumesToTheSameFiles) {
+  reference_run();
+  const std::string out = testkit::make_temp_dir("lora-run-kill-eval") + "/run";
+  ASSERT_TRUE(kill_when(out, [&] { return state_has(out, "iter_0/train"); }));
+  ASSERT_FALSE(state_has(out, "iter_0/eval")) << "the kill came after evaluation";
+  resume_and_compare(out);
+}
+
+}  // namespace spinlm
+
+namespace spinlm {
+
+// A target module the model does not have stops the run before any work, naming it.
+TEST(LoraRun, UnknownTargetModuleIsRefusedBeforeAnyWork) {
+  const std::string dir = testkit::make_temp_dir("lora-run-bad");
+  std::string recipe = read_file(fixture().recipe);
+  recipe.replace(recipe.find("lora_target_modules: all-linear"), 31, "lora_target_modules: [q_proj, qkv_proj]");
+  write_file_atomic(fixture().dir + "/bad.yaml", recipe);
+  const auto result = testkit::run_spinlm("run --config " + shell_quote(fixture().dir + "/bad.yaml") + " --output " +
+                                          shell_quote(dir + "/run"));
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.output.find("\"qkv_proj\""), std::string::npos) << result.output;
+  EXPECT_FALSE(fs::exists(dir + "/run/iter_0"));
+}
+
+}  // namespace spinlm
