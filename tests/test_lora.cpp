@@ -523,9 +523,9 @@ TEST(LoraTraining, StartsAtLn2SeparatesPairsAndSavesAnAdapter) {
   stop.ids = {2};
   stop.eos = 2;
   const auto pairs = load_training_pairs({data}, nullptr, stop, o.truncation, config.vocab_size);
-  const ReferenceLogprobs reference = compute_reference_logprobs(base, pairs, 4);
+  const ReferenceLogprobs reference = compute_reference_logprobs(base, pairs, MicroBatching{4});
   base.set_lora(load_lora_adapter(dir + "/out", config));
-  const MetricMap eval = evaluate_spin(base, pairs, reference, parse_spin_loss("logistic"), o.beta, 0.0, 4);
+  const MetricMap eval = evaluate_spin(base, pairs, reference, parse_spin_loss("logistic"), o.beta, 0.0, MicroBatching{4});
   EXPECT_NEAR(eval.at("loss"), result.last_eval["loss"], 1e-6);
   EXPECT_NEAR(eval.at("rewards/margins"), result.last_eval["rewards/margins"], 1e-6);
 }
