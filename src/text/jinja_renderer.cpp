@@ -172,6 +172,16 @@ class Renderer {
     root_->parent = context_scope;
   }
 
+  // A namespace can hold itself ({% set ns.me = ns %}), directly or through lists and dicts:
+  // a cycle of shared pointers. Every namespace this render made is emptied when the render
+  // ends, normally or by an error, so such a cycle is freed with it.
+  ~Renderer() {
+    for (const std::weak_ptr<Object>& made : namespaces_)
+      if (std::shared_ptr<Object> ns = made.lock()) ns->attributes.items.clear();
+  }
+  Renderer(const Renderer&) = delete;
+  Renderer& operator=(const Renderer&) = delete;
+
   std::string run(const Program& program) {
     std::string out;
     exec_body(program.body, root_, out);
@@ -180,7 +190,17 @@ class Renderer {
 
  private:
   // ---- globals ----
-  static void install_globals(Scope& g) {
+  void remember_namespace(const std::shared_ptr<Object>& ns) {
+    if (namespaces_.size() >= prune_namespaces_at_) {  // drop the ones already freed (amortised)
+      namespaces_.erase(std::remove_if(namespaces_.begin(), namespaces_.end(),
+                                       [](const std::weak_ptr<Object>& w) { return w.expired(); }),
+                        namespaces_.end());
+      prune_namespaces_at_ = std::max<size_t>(64, 2 * namespaces_.size());
+    }
+    namespaces_.push_back(ns);
+  }
+
+  void install_globals(Scope& g) {
     g.vars["raise_exception"] = make_callable("raise_exception", [](const CallArgs& a) -> Value {
       const Value* message = a.get(0, "message");
       raise(message ? to_str(*message) : "");
@@ -215,10 +235,11 @@ class Renderer {
       }
       return Value::from_list(out);
     });
-    g.vars["namespace"] = make_callable("namespace", [](const CallArgs& a) {
+    g.vars["namespace"] = make_callable("namespace", [this](const CallArgs& a) {
       Value ns;
       ns.kind = Kind::Object;
       ns.object = std::make_shared<Object>();
+      remember_namespace(ns.object);
       ns.object->type_name = "Namespace";
       for (const Value& p : a.positional) {
         if (p.kind != Kind::Dict) raise("namespace() positional argument must be a dict");
@@ -553,6 +574,8 @@ class Renderer {
   ScopePtr globals_;
   ScopePtr root_;
   int macro_depth_ = 0;
+  std::vector<std::weak_ptr<Object>> namespaces_;  // every namespace() of this render
+  size_t prune_namespaces_at_ = 64;
 };
 
 }  // namespace
