@@ -10,6 +10,7 @@
 #include <fstream>
 #include <random>
 
+#include "pipeline/recipe.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "io/json_text.h"
@@ -193,6 +194,25 @@ TEST(LoraTargets, MatchLikePeft) {
 
 // PEFT's init: A ~ U(-1/sqrt(in), 1/sqrt(in)) from the seed, B = 0, so the adapted model's
 // forward is the base's exactly.
+// A hostile target pattern is refused before std::regex builds it: its length and its
+// counted repetitions are bounded, and the error names the recipe key and line.
+TEST(LoraTargets, HostilePatternsAreRefused) {
+  const std::string minimal = "model_name_or_path: m\ndata:\n  train: t.jsonl\nuse_peft: true\n";
+  for (const std::string& pattern : {std::string("(a{1000}){1000}"), std::string("x{0,5000}"),
+                                     std::string("(") + std::string(600, 'a') + ")"}) {
+    std::string error;
+    try {
+      parse_recipe(minimal + "lora_target_modules: \"" + pattern + "\"\n", "r.yaml");
+    } catch (const Error& e) {
+      error = e.what();
+    }
+    EXPECT_NE(error.find("r.yaml:5"), std::string::npos) << pattern << " -> " << error;
+    EXPECT_NE(error.find("lora_target_modules"), std::string::npos) << error;
+  }
+  // Bounds within the limit are fine.
+  EXPECT_EQ(LoraTargets::parse("model\\.layers\\.[0-9]{1,2}\\.self_attn\\.q_proj").kind, LoraTargets::Kind::regex);
+}
+
 TEST(LoraAdapters, InitIsKaimingUniformAndLeavesTheBaseExact) {
   const ModelConfig config = config_of("llama", {{"hidden_size", 128}, {"intermediate_size", 256}});
   LoraAdapters a(config, lora_options(16, 32, "all-linear"));

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <cctype>
 #include <regex>
 #include <set>
 
@@ -116,6 +117,40 @@ nlohmann::json targets_json(const LoraTargets& targets, const ModelConfig& confi
 
 const char* lora_site_path(LoraSite site) { return kSitePaths[static_cast<int>(site)]; }
 
+namespace {
+
+// A target regex from a file or the command line, compiled once to check it. A hostile
+// pattern cannot make std::regex build an automaton of millions of states: at most
+// kMaxRegexLength characters and counted repetitions ({n}, {n,m}) of at most kMaxRepeat.
+constexpr size_t kMaxRegexLength = 512;
+constexpr int64_t kMaxRepeat = 100;
+void check_target_regex(const std::string& text, const std::string& where) {
+  check(text.size() <= kMaxRegexLength, where, ": the regular expression has ", text.size(),
+        " characters; target-module patterns may have at most ", kMaxRegexLength);
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '{' || (i > 0 && text[i - 1] == '\\')) continue;
+    // The bounds of {n} / {n,} / {n,m}: each at most kMaxRepeat.
+    for (size_t j = i + 1; j < text.size() && text[j] != '}';) {
+      if (!std::isdigit(static_cast<unsigned char>(text[j]))) {
+        ++j;
+        continue;
+      }
+      int64_t n = 0;
+      while (j < text.size() && std::isdigit(static_cast<unsigned char>(text[j])))
+        n = std::min<int64_t>(n * 10 + (text[j++] - '0'), kMaxRepeat + 1);
+      check(n <= kMaxRepeat, where, ": the regular expression repeats more than ", kMaxRepeat,
+            " times ({n} above the limit for target-module patterns)");
+    }
+  }
+  try {
+    std::regex compiled(text);
+  } catch (const std::regex_error& e) {
+    fail(where, ": \"", text, "\" is not a valid regular expression (", e.what(), ")");
+  }
+}
+
+}  // namespace
+
 LoraTargets LoraTargets::parse(const std::string& text) {
   LoraTargets t;
   if (text == "all-linear") {
@@ -128,11 +163,7 @@ LoraTargets LoraTargets::parse(const std::string& text) {
   if (!plain) {
     t.kind = Kind::regex;
     t.regex = text;
-    try {
-      std::regex compiled(text);
-    } catch (const std::regex_error& e) {
-      fail("lora target modules: \"", text, "\" is not a valid regular expression (", e.what(), ")");
-    }
+    check_target_regex(text, "lora target modules");
     return t;
   }
   size_t start = 0;
@@ -157,11 +188,7 @@ LoraTargets LoraTargets::from_json(const nlohmann::json& value, const std::strin
     }
     t.kind = Kind::regex;
     t.regex = text;
-    try {
-      std::regex compiled(text);
-    } catch (const std::regex_error& e) {
-      fail(source, ": \"", text, "\" is not a valid regular expression (", e.what(), ")");
-    }
+    check_target_regex(text, source);
     return t;
   }
   check(value.is_array() && !value.empty(), source, ": must be a list of module names or one string (a regex or ",
