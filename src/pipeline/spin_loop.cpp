@@ -249,11 +249,12 @@ void check_inputs(const Recipe& recipe) {
   for (const std::string* path : {&recipe.data.train, &recipe.data.heldout, &recipe.data.test})
     check(path->empty() || data_path_exists(*path), recipe.source, ": data file ", *path, " does not exist");
   // LoRA target modules name modules of this model: checked before any work.
-  const ModelConfig config = load_config(recipe.model_name_or_path + "/config.json");
+  std::optional<ModelConfig> config;
   for (size_t t = 0; t < recipe.iterations.size(); ++t) {
     if (!recipe.iterations[t].lora.enabled()) continue;
+    if (!config) config = load_config(recipe.model_name_or_path + "/config.json");
     try {
-      resolve_lora_targets(config, recipe.iterations[t].lora.targets);
+      resolve_lora_targets(*config, recipe.iterations[t].lora.targets);
     } catch (const Error& e) {
       fail(recipe.source, ": iteration ", t, ": ", e.what());
     }
