@@ -579,6 +579,19 @@ TEST(LoraTraining, ResumeReachesTheSameAdapter) {
   // Another rank is refused on resume.
   o.loop.lora.r = 8;
   EXPECT_NE(error_of([&] { train_spin(o); }).find("lora"), std::string::npos);
+
+  // A latest adapter checkpoint cut short is named, and the newest whole one resumed from.
+  SpinTrainOptions cut = options(dir + "/cut");
+  cut.loop.stop_after_steps = 5;  // epoch-1 at step 3, checkpoint-4 the latest
+  train_spin(cut);
+  const std::string weights = dir + "/cut/checkpoint-4/adapter_model.safetensors";
+  const std::string bytes = read_file(weights);
+  write_file_atomic(weights, bytes.substr(0, bytes.size() / 2));
+  cut.loop.resume = true;
+  cut.loop.stop_after_steps = 0;
+  EXPECT_EQ(train_spin(cut).steps, 6);
+  SafetensorsFile c(dir + "/cut/adapter_model.safetensors");
+  for (const auto& [name, entry] : a.entries()) EXPECT_TRUE(at::equal(a.tensor(name), c.tensor(name))) << name;
 }
 
 // `spinlm score --adapter` runs base + a PEFT-written adapter unmerged, `spinlm merge` writes

@@ -414,6 +414,11 @@ bool is_lora_adapter_folder(const std::string& dir) {
   return file_exists((fs::path(dir) / kAdapterConfig).string());
 }
 
+void check_lora_adapter_whole(const std::string& dir) {
+  read_lora_config(dir);
+  SafetensorsFile weights((fs::path(dir) / kAdapterWeights).string());
+}
+
 void save_lora_adapter(const LoraAdapters& adapters, const ModelConfig& config, const std::string& dir,
                        const std::string& base_model) {
   make_directories(dir);

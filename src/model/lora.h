@@ -157,5 +157,8 @@ void restore_lora_weights(LoraAdapters& adapters, const std::string& dir);
 void attach_lora_adapter(Transformer& model, const std::string& adapter_dir);
 // Whether dir holds an adapter (adapter_config.json).
 bool is_lora_adapter_folder(const std::string& dir);
+// An adapter folder is whole: adapter_config.json reads as LoraOptions and the safetensors
+// header of adapter_model.safetensors fits its file (Error naming what is broken).
+void check_lora_adapter_whole(const std::string& dir);
 
 }  // namespace spinlm

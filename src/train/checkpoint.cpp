@@ -81,13 +81,18 @@ void save_checkpoint(const Transformer& model, const Optimizer& optimizer, const
 namespace {
 
 // A checkpoint folder's state, once everything a resume reads from it has been checked to be
-// whole: trainer_state.json parses, and the safetensors headers of the weights and of the
-// optimizer state fit their files (a file cut short fails here). Error naming the file.
+// whole: trainer_state.json parses, and the safetensors headers of the weights (a model, or a
+// LoRA adapter's) and of the optimizer state fit their files (a file cut short fails here).
+// Error naming the file.
 TrainerState read_whole_checkpoint(const std::string& folder) {
   const std::string state_path = (fs::path(folder) / "trainer_state.json").string();
   check(file_exists(state_path), folder, " has no trainer_state.json");
   TrainerState state = TrainerState::from_json(read_json_file(state_path), state_path);
-  SafetensorsFolder weights(folder);
+  if (is_lora_adapter_folder(folder)) {
+    check_lora_adapter_whole(folder);
+  } else {
+    SafetensorsFolder weights(folder);
+  }
   SafetensorsFile optimizer_state((fs::path(folder) / "optimizer.safetensors").string());
   return state;
 }
