@@ -28,10 +28,6 @@ Verifier parse_verifier(const std::string& name) {
   fail("unknown verifier '", name, "' (known: final_answer, solution)");
 }
 
-std::string verifier_name(Verifier verifier) {
-  return verifier == Verifier::kFinalAnswer ? "final_answer" : "solution";
-}
-
 std::optional<int64_t> row_final_answer(const nlohmann::json& row) {
   if (row.contains("answer") && row["answer"].is_number_integer()) return row["answer"].get<int64_t>();
   if (const std::optional<std::string> text = assistant_text(row)) return extract_final_answer(*text);

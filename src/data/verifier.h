@@ -20,7 +20,6 @@ enum class Verifier { kFinalAnswer, kSolution };
 
 // "final_answer" | "solution"; Error naming the value otherwise.
 Verifier parse_verifier(const std::string& name);
-std::string verifier_name(Verifier verifier);
 
 // The row's final answer (see final_answer above); nullopt when it has none.
 std::optional<int64_t> row_final_answer(const nlohmann::json& row);

@@ -48,9 +48,6 @@ class DistContext : public DataParallel {
   // Rank 0's text on every rank.
   std::string broadcast_string(const std::string& text);
 
-  // Gradient buckets of at most this many bytes (default 25 MiB, as torch DDP).
-  void set_bucket_bytes(int64_t bytes) { bucket_bytes_ = bytes; }
-
  private:
   // Waits for a collective; any failure (peer gone, timeout) becomes a spinlm::Error.
   void wait(const c10::intrusive_ptr<c10d::Work>& work, const char* what);
@@ -61,7 +58,7 @@ class DistContext : public DataParallel {
   at::Device device_;
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<c10d_compat::Group> group_;
-  int64_t bucket_bytes_ = 25 << 20;
+  int64_t bucket_bytes_ = 25 << 20;  // gradient buckets of at most this many bytes, as torch DDP
   std::unique_ptr<GradientBuckets> buckets_;
 };
 

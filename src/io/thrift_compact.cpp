@@ -60,7 +60,6 @@ bool ThriftCompactReader::read_bool(uint8_t type) {
   return type == kBoolTrue;
 }
 
-bool ThriftCompactReader::read_bool_element() { return read_byte() == kBoolTrue; }
 
 int32_t ThriftCompactReader::read_i32() { return static_cast<int32_t>(zigzag(read_varint())); }
 

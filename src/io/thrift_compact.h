@@ -33,8 +33,6 @@ class ThriftCompactReader {
   std::string read_binary();
   // A list or set header: its element count and element type.
   void read_list_header(int64_t& size, uint8_t& element_type);
-  // A bool element of a list (one byte, 1 for true).
-  bool read_bool_element();
   // Skips a value of the given type, nested structs and collections included.
   void skip(uint8_t type);
 

@@ -44,7 +44,6 @@ void make_current(at::Device device) {
 
 }  // namespace
 
-at::Device default_device() { return choose_device("auto"); }
 
 at::ScalarType default_dtype(at::Device device) { return device.is_cuda() ? at::kBFloat16 : at::kFloat; }
 

@@ -16,7 +16,6 @@
 
 namespace spinlm {
 
-at::Device default_device();
 at::ScalarType default_dtype(at::Device device);
 
 // "" or "auto" -> the default; anything else -> parse_device / parse_dtype. A CUDA result
