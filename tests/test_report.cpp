@@ -151,7 +151,8 @@ TEST(Report, MissingRunFolderIsAnError) {
 }
 
 TEST(Report, RendersInHeadlessChromium) {
-  if (std::system("command -v chromium >/dev/null 2>&1") != 0) GTEST_SKIP() << "chromium is not installed";
+  ASSERT_EQ(std::system("command -v chromium >/dev/null 2>&1"), 0)
+      << "chromium is not installed (scripts/install-deps.sh installs it)";
   const std::string dir = make_fake_run();
   ASSERT_EQ(testkit::run_spinlm("report " + shell_quote(dir)).exit_code, 0);
   const std::string png = dir + "/report.png";
@@ -179,7 +180,8 @@ TEST(Report, RendersInHeadlessChromium) {
 // Chromium draws the control: pixels of the control's colour appear in the screenshot of a
 // run with the control and none in one without it.
 TEST(Report, ChromiumDrawsTheControlCurves) {
-  if (std::system("command -v chromium >/dev/null 2>&1") != 0) GTEST_SKIP() << "chromium is not installed";
+  ASSERT_EQ(std::system("command -v chromium >/dev/null 2>&1"), 0)
+      << "chromium is not installed (scripts/install-deps.sh installs it)";
   std::vector<long> counts;
   const std::string without = make_fake_run();
   std::filesystem::remove_all(without + "/control");
