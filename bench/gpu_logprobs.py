@@ -3,8 +3,10 @@
 
 A small Llama with random weights (std 0.1, so that predictions are far from uniform) is
 written by this script; `spinlm score` computes log p(ids[t] | ids[<t]) for random rows on
-the GPU in fp32 and in bf16; transformers (fp32, eager attention, TF32 off, one unpadded row
-at a time) gives the reference. Pass: fp32 per-token max |diff| <= 1e-4; bf16 relative error
+the GPU in fp32 and in bf16, and in fp32 with --packed (the padding-free stream training and
+evaluation score, whose attention on a GPU runs as causal views through the fused kernels);
+transformers (fp32, eager attention, TF32 off, one unpadded row at a time) gives the
+reference. Pass: fp32 per-token max |diff| <= 1e-4 (padded and packed); bf16 relative error
 of the summed row log-probs <= 2e-2 (bf16 has 8 significant bits: ~4e-3 per rounding).
 
 --cpu-smoke: the same on the CPU with the tiny model, against the project's torch-only twin
@@ -45,14 +47,14 @@ def reference_twin(model_dir, rows):
         return [ref.sequence_logprobs(ids, weights, cfg, torch.float64).double() for ids in rows]
 
 
-def spinlm_logprobs(spinlm, model_dir, rows, work, device, dtype, timeout):
-    inp, out = os.path.join(work, "rows.jsonl"), os.path.join(work, f"score-{dtype}.jsonl")
+def spinlm_logprobs(spinlm, model_dir, rows, work, device, dtype, timeout, name, extra):
+    inp, out = os.path.join(work, "rows.jsonl"), os.path.join(work, f"score-{name}.jsonl")
     with open(inp, "w") as f:
         for ids in rows:
             f.write(json.dumps({"ids": ids}) + "\n")
     code, seconds, tail = common.run_spinlm(
         spinlm, ["score", "--model", model_dir, "--input", inp, "--output", out, "--device", device,
-                 "--dtype", dtype, "--batch-size", "8"], timeout=timeout)
+                 "--dtype", dtype, "--batch-size", "8"] + extra, timeout=timeout)
     if code != 0:
         return None, tail
     return [torch.tensor(r["logprobs"], dtype=torch.float64) for r in common.read_jsonl(out)], None
@@ -83,17 +85,20 @@ def main():
               "rows": len(rows), "tokens": sum(lengths),
               "reference": "llama_reference.py fp64" if args.cpu_smoke else "transformers fp32 eager"}
     ok = True
-    for dtype, limit_key, limit in (("fp32", "max_abs_token_diff", 1e-4), ("bf16", "max_rel_sum_error", 2e-2)):
-        got, error = spinlm_logprobs(args.spinlm, model_dir, rows, work, device, dtype, args.timeout / 2)
+    runs = (("fp32", "fp32", [], "max_abs_token_diff", 1e-4), ("bf16", "bf16", [], "max_rel_sum_error", 2e-2),
+            ("fp32_packed", "fp32", ["--packed"], "max_abs_token_diff", 1e-4))
+    for name, dtype, extra, limit_key, limit in runs:
+        got, error = spinlm_logprobs(args.spinlm, model_dir, rows, work, device, dtype, args.timeout / len(runs),
+                                     name, extra)
         if got is None:
-            result[dtype] = {"error": error[-500:]}
+            result[name] = {"error": error[-500:]}
             ok = False
             continue
         stats = compare(got, ref)
         stats["pass"] = stats[limit_key] <= limit
         stats["limit"] = f"{limit_key} <= {limit}"
         ok = ok and stats["pass"]
-        result[dtype] = stats
+        result[name] = stats
     result["pass"] = ok
     common.save_result(args.out, "logprobs", result)
     return 0 if ok else 1

@@ -23,11 +23,14 @@ def main():
     lines = []
     lp = load(out, "logprobs")
     if lp:
-        f32, b16 = lp.get("fp32", {}), lp.get("bf16", {})
+        f32, b16, packed = lp.get("fp32", {}), lp.get("bf16", {}), lp.get("fp32_packed", {})
+        errors = [r.get("error") for r in (f32, b16, packed) if "error" in r]
         lines.append(f"log-probs vs {lp.get('reference')} ({lp.get('shape')}, {lp.get('tokens')} tokens): "
                      f"fp32 max |diff| {fmt(f32.get('max_abs_token_diff'), '.2e')} (<= 1e-4: {f32.get('pass')}); "
-                     f"bf16 rel. sum error {fmt(b16.get('max_rel_sum_error'), '.2e')} (<= 2e-2: {b16.get('pass')})"
-                     + (f" ERROR {f32.get('error') or b16.get('error')}" if 'error' in f32 or 'error' in b16 else ""))
+                     f"bf16 rel. sum error {fmt(b16.get('max_rel_sum_error'), '.2e')} (<= 2e-2: {b16.get('pass')}); "
+                     f"packed fp32 (causal views) max |diff| {fmt(packed.get('max_abs_token_diff'), '.2e')} "
+                     f"(<= 1e-4: {packed.get('pass')})"
+                     + (f" ERROR {errors[0]}" if errors else ""))
     else:
         lines.append("log-probs: no result")
     dec = load(out, "decode")

@@ -33,6 +33,7 @@ TEST(GpuScripts, CpuSmokeRunsEveryCheck) {
   const json logprobs = read_json(out + "/logprobs.json");
   EXPECT_EQ(logprobs["fp32"]["pass"], true) << logprobs.dump();
   EXPECT_EQ(logprobs["bf16"]["pass"], true) << logprobs.dump();
+  EXPECT_EQ(logprobs["fp32_packed"]["pass"], true) << logprobs.dump();
   const json decode = read_json(out + "/decode.json");
   EXPECT_EQ(decode["pass"], true) << decode.dump();
   EXPECT_EQ(decode["greedy_rows_equal_cpu_gpu"], 1.0) << decode.dump();  // CPU against itself

@@ -434,6 +434,80 @@ TEST(Packing, SftAndReferenceScoringEqualThePaddedPath) {
   expect_close(at::tensor(packed.generated, at::kDouble), padded.generated, 1e-5, "reference generated");
 }
 
+// The attention the GPU runs on packed streams (causal views, packed_tokens.h: prefix + first
+// branch contiguous, prefix + each further branch gathered, plain causal attention each) gives
+// the per-block masks' log-probs and gradients: SPIN pairs, lm-eval blocks (one context, four
+// continuations) and SFT conversations, with and without gradient checkpointing. A sliding
+// window shorter than a block leaves that stream to the masks.
+TEST(Packing, CausalViewsEqualTheBlockMasks) {
+  std::mt19937_64 rng(43);
+  std::vector<TokenPair> pairs = random_pairs(5, 31);
+  pairs[2].generated = pairs[2].real;  // identical answers pack once: one view for the pair
+  std::vector<PackBlock> contexts;
+  int64_t outputs = 0;
+  for (int d = 0; d < 3; ++d) {
+    PackBlock block;
+    block.prefix.ids = random_ids(rng, 2 + static_cast<int64_t>(rng() % 6));
+    for (int c = 0; c < 4; ++c) {
+      std::vector<int64_t> ids = random_ids(rng, 1 + static_cast<int64_t>(rng() % 3));
+      block.branches.push_back({ids, std::vector<uint8_t>(ids.size(), 1), outputs++});
+    }
+    contexts.push_back(block);
+  }
+  std::vector<LabeledSequence> sequences;
+  for (int i = 0; i < 4; ++i) {
+    LabeledSequence q;
+    q.ids = random_ids(rng, 2 + static_cast<int64_t>(rng() % 9));
+    for (size_t t = 0; t < q.ids.size(); ++t) q.scored.push_back(t > 0);
+    sequences.push_back(q);
+  }
+  struct Stream {
+    std::string name;
+    PackedBatch batch;
+    size_t views;
+  };
+  const std::vector<Stream> streams = {{"pairs", pack_pairs(pointers(pairs)), 2 * pairs.size() - 1},
+                                       {"lm-eval", pack_blocks(contexts, outputs), 4 * contexts.size()},
+                                       {"sft", pack_sequences(sequences), sequences.size()}};
+  for (const std::string kind : {"llama", "qwen2"}) {
+    Transformer model = random_model(kind, 7);
+    for (const Stream& stream : streams) {
+      const std::vector<CausalView> views = packed_causal_views(stream.batch.tokens, 0);
+      ASSERT_EQ(views.size(), stream.views) << stream.name;
+      int64_t kept = 0;
+      for (const CausalView& view : views) kept += view.keep;
+      EXPECT_EQ(kept, stream.batch.tokens.input_ids.numel()) << stream.name;
+      const at::Tensor weights = at::rand({stream.batch.tokens.score_targets.numel()}, at::kFloat);
+      for (const bool checkpointing : {false, true}) {
+        SCOPED_TRACE(kind + " " + stream.name + (checkpointing ? " checkpointed" : ""));
+        model.set_gradient_checkpointing(checkpointing);
+        at::Tensor masked, viewed;
+        model.set_packed_causal_views(false);
+        const std::vector<at::Tensor> want = gradients_of(model, [&] {
+          masked = model.packed_logprobs(stream.batch.tokens);
+          return (masked * weights).sum();
+        });
+        model.set_packed_causal_views(true);
+        const std::vector<at::Tensor> got = gradients_of(model, [&] {
+          viewed = model.packed_logprobs(stream.batch.tokens);
+          return (viewed * weights).sum();
+        });
+        expect_close(viewed.detach(), masked.detach(), 1e-5, "log-probs");
+        for (size_t i = 0; i < got.size(); ++i) expect_close(got[i], want[i], 1e-5, model.named_parameters()[i].first);
+      }
+    }
+  }
+  // Mistral's window of 5 is shorter than these pairs: no views, the masks apply it.
+  Transformer mistral = random_model("mistral", 7);
+  const PackedBatch batch = pack_pairs(pointers(pairs));
+  EXPECT_TRUE(packed_causal_views(batch.tokens, 5).empty());
+  at::NoGradGuard no_grad;
+  mistral.set_packed_causal_views(true);
+  const at::Tensor viewed = mistral.packed_logprobs(batch.tokens);
+  mistral.set_packed_causal_views(false);
+  EXPECT_TRUE(at::equal(viewed, mistral.packed_logprobs(batch.tokens)));
+}
+
 // lm-eval requests sharing a context are one block (context once, each continuation a
 // branch): every score and is_greedy equal the padded forward of that request alone, with
 // the harness's left truncation, and with sharing on or off.

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/logging.h"
 #include "core/progress.h"
+#include "data/packing.h"
 #include "io/jsonl.h"
 #include "model/device_choice.h"
 #include "model/hf_model.h"
@@ -22,6 +23,7 @@ struct ScoreOptions {
   std::string input;
   std::string output;
   int batch_size = 8;
+  bool packed = false;  // a padding-free stream per batch (data/packing.h), as training and evaluation score
   bool no_special_tokens = false;
   std::string device = "auto";
   std::string dtype = "auto";
@@ -72,24 +74,40 @@ void run_score(const ScoreOptions& options) {
   Progress progress("score", int64_t(rows.size()), "rows");
   for (size_t first = 0; first < rows.size(); first += options.batch_size) {
     size_t last = std::min(rows.size(), first + size_t(options.batch_size));
-    int64_t T = 0;
-    for (size_t i = first; i < last; ++i) T = std::max<int64_t>(T, rows[i].size());
-    // Right-padded batch [B, T].
-    at::Tensor ids = at::zeros({int64_t(last - first), T}, at::kLong);
-    at::Tensor mask = at::zeros({int64_t(last - first), T}, at::kLong);
-    for (size_t i = first; i < last; ++i) {
-      int64_t n = rows[i].size();
-      ids[i - first].narrow(0, 0, n).copy_(at::tensor(rows[i], at::kLong));
-      mask[i - first].narrow(0, 0, n).fill_(1);
+    std::vector<std::vector<double>> values(last - first);  // per row, log p(ids[t] | ids[<t]) for t >= 1
+    if (options.packed) {
+      std::vector<LabeledSequence> sequences;
+      for (size_t i = first; i < last; ++i) {
+        LabeledSequence s;
+        s.ids = rows[i];
+        s.scored.assign(rows[i].size(), 1);
+        s.scored[0] = 0;
+        sequences.push_back(std::move(s));
+      }
+      const PackedBatch batch = pack_sequences(sequences);
+      const at::Tensor logprobs = model.packed_logprobs(batch.tokens).to(at::kCPU).to(at::kDouble).contiguous();  // [S]
+      const int64_t* owner = batch.score_outputs.data_ptr<int64_t>();
+      for (int64_t k = 0; k < logprobs.numel(); ++k) values[size_t(owner[k])].push_back(logprobs.data_ptr<double>()[k]);
+    } else {
+      int64_t T = 0;
+      for (size_t i = first; i < last; ++i) T = std::max<int64_t>(T, rows[i].size());
+      // Right-padded batch [B, T].
+      at::Tensor ids = at::zeros({int64_t(last - first), T}, at::kLong);
+      at::Tensor mask = at::zeros({int64_t(last - first), T}, at::kLong);
+      for (size_t i = first; i < last; ++i) {
+        int64_t n = rows[i].size();
+        ids[i - first].narrow(0, 0, n).copy_(at::tensor(rows[i], at::kLong));
+        mask[i - first].narrow(0, 0, n).fill_(1);
+      }
+      at::Tensor logprobs = model.token_logprobs(ids, mask).to(at::kCPU).to(at::kDouble);  // [B, T]
+      auto values_of = logprobs.accessor<double, 2>();
+      for (size_t i = first; i < last; ++i)
+        for (int64_t t = 1; t < int64_t(rows[i].size()); ++t) values[i - first].push_back(values_of[i - first][t]);
     }
-    at::Tensor logprobs = model.token_logprobs(ids, mask).to(at::kCPU).to(at::kDouble);  // [B, T]
-    auto values_of = logprobs.accessor<double, 2>();
-    for (size_t i = first; i < last; ++i) {
-      int64_t n = rows[i].size();
-      std::vector<double> values(n - 1);
+    for (const std::vector<double>& row : values) {
       double sum = 0;
-      for (int64_t t = 1; t < n; ++t) sum += values[t - 1] = values_of[i - first][t];
-      out.push_back({{"logprobs", values}, {"sum", sum}});
+      for (double v : row) sum += v;
+      out.push_back({{"logprobs", row}, {"sum", sum}});
     }
     progress.update(int64_t(last));
   }
@@ -113,6 +131,9 @@ CommandAction setup_score(CLI::App& app) {
                  "JSONL written atomically, one {\"logprobs\": [log p(ids[i] | ids[<i]) for i >= 1], "
                  "\"sum\": ...} per input row (default: standard output)");
   app.add_option("--batch-size", options->batch_size, "rows per forward pass (default 8)");
+  app.add_flag("--packed", options->packed,
+               "score each batch as one padding-free packed stream, the path training and evaluation take "
+               "(on a GPU: causal views through the fused kernels)");
   app.add_flag("--no-special-tokens", options->no_special_tokens,
                "encode \"text\" rows without the tokenizer's special tokens (add_special_tokens=False)");
   app.add_option("--device", options->device, kDeviceHelp);

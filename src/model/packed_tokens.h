@@ -31,4 +31,18 @@ struct PackedTokens {
 // -> [L, L] bool (the rule above; sliding_window <= 0: none).
 at::Tensor packed_block_allowed(const at::Tensor& positions, const at::Tensor& branches, int64_t sliding_window);
 
+// The same attention as plain causal attentions, the fused kernels' case (no mask): a view's
+// rows attend causally among themselves, and only its last `keep` rows' outputs are used. A
+// block is its prefix with its first branch (contiguous rows, every output kept), then the
+// prefix with each further branch (gathered rows, the branch's outputs kept); the kept rows
+// of all views, in order, are the stream's rows in order.
+struct CausalView {
+  std::vector<int64_t> rows;  // stream rows, ascending
+  int64_t keep = 0;
+  bool contiguous() const { return rows.empty() || rows.back() - rows.front() + 1 == int64_t(rows.size()); }
+};
+// Every block's views; empty when some block cannot be cut so (a sliding window shorter than
+// the block, or a branch whose tokens are not one run after the prefix).
+std::vector<CausalView> packed_causal_views(const PackedTokens& packed, int64_t sliding_window);
+
 }  // namespace spinlm

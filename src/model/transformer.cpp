@@ -51,11 +51,24 @@ struct Transformer::CacheWrite {
   at::Tensor write_positions;  // [S] int64 on the device
 };
 
-// forward_packed's blocks: block b is stream rows starts[b] .. starts[b + 1] - 1, with the
-// additive attention mask masks[b] [1, 1, L, L].
-struct Transformer::BlockMasks {
+// forward_packed's attention over a stream. Masks: block b is stream rows starts[b] ..
+// starts[b + 1] - 1 with the additive mask masks[b] [1, 1, L, L]. Views (when views is not
+// empty): each view is rows of the stream, contiguous (start, length) or gathered (rows),
+// that attend causally among themselves; its last `keep` rows' outputs are used, and the
+// views' kept rows, in order, are the stream's rows in order.
+namespace {
+// A causal view (packed_tokens.h) on the device.
+struct DeviceView {
+  int64_t start = 0, length = 0;  // contiguous rows, when rows is undefined
+  at::Tensor rows;                // [n] int64 gathered stream rows
+  int64_t keep = 0;
+  at::Tensor mask;  // [1, 1, n, n] causal, additive; undefined for fused attention's is_causal
+};
+}  // namespace
+struct Transformer::PackedAttention {
   std::vector<int64_t> starts;
   std::vector<at::Tensor> masks;
+  std::vector<DeviceView> views;
 };
 
 namespace {
@@ -133,6 +146,27 @@ at::Tensor additive_mask(const at::Tensor& allowed, at::ScalarType dtype) {
                                            : double(std::numeric_limits<float>::lowest());
   mask.masked_fill_(allowed.logical_not(), lowest);
   return mask.unsqueeze(1);
+}
+
+// A packed stream's causal views (packed_tokens.h) on the device, each with its causal mask
+// unless fused attention's is_causal serves; empty when some block needs its [L, L] mask.
+std::vector<DeviceView> device_views(const PackedTokens& packed, int64_t sliding_window, at::Device device,
+                                     at::ScalarType dtype, bool fused) {
+  std::vector<DeviceView> views;
+  for (const CausalView& view : packed_causal_views(packed, sliding_window)) {
+    DeviceView v;
+    const int64_t n = int64_t(view.rows.size());
+    if (view.contiguous()) {
+      v.start = view.rows.front();
+      v.length = n;
+    } else {
+      v.rows = at::tensor(view.rows, at::kLong).to(device);
+    }
+    v.keep = view.keep;
+    if (!fused) v.mask = additive_mask(at::ones({1, n, n}, at::TensorOptions().device(device).dtype(at::kBool)).tril(), dtype);
+    views.push_back(std::move(v));
+  }
+  return views;
 }
 
 // transformers' _compute_default_rope_parameters and _compute_llama3_parameters, in fp32.
@@ -303,7 +337,7 @@ at::Tensor Transformer::cached_keys_mask(const at::Tensor& positions, int64_t ke
 
 at::Tensor Transformer::layer_forward(const Layer& layer, const at::Tensor& x, const at::Tensor& cos,
                                       const at::Tensor& sin, const at::Tensor& mask, const CacheWrite* cache,
-                                      const BlockMasks* blocks, std::optional<uint64_t> lora_dropout_seed) const {
+                                      const PackedAttention* blocks, std::optional<uint64_t> lora_dropout_seed) const {
   const int64_t B = x.size(0), T = x.size(1), C = x.size(2);
   const int64_t H = config_.num_attention_heads, Hkv = config_.num_key_value_heads, D = config_.head_dim;
   const double eps = config_.rms_norm_eps;
@@ -375,6 +409,18 @@ at::Tensor Transformer::layer_forward(const Layer& layer, const at::Tensor& x, c
   at::Tensor attended;  // [B*T, H*D]
   if (blocks == nullptr) {
     attended = attention(q, keys, values, mask);
+  } else if (!blocks->views.empty()) {
+    // One packed row (B = 1): causal attention over each view, its kept rows' outputs.
+    std::vector<at::Tensor> parts;
+    for (const DeviceView& view : blocks->views) {
+      const auto rows = [&](const at::Tensor& t) {  // [1, heads, n, D]
+        return view.rows.defined() ? t.index_select(2, view.rows) : t.narrow(2, view.start, view.length);
+      };
+      at::Tensor out = attention(rows(q), rows(keys), rows(values), view.mask);  // [n, H*D]
+      const int64_t n = out.size(0);
+      parts.push_back(view.keep == n ? out : out.narrow(0, n - view.keep, view.keep));
+    }
+    attended = parts.size() == 1 ? parts[0] : at::cat(parts, 0);
   } else {
     // One packed row (B = 1): each block attends within itself only.
     std::vector<at::Tensor> parts;
@@ -443,7 +489,7 @@ at::Tensor Transformer::forward_hidden(const at::Tensor& input_ids, const at::Te
 }
 
 at::Tensor Transformer::run_layers(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin,
-                                   const at::Tensor& mask, std::shared_ptr<const BlockMasks> blocks) const {
+                                   const at::Tensor& mask, std::shared_ptr<const PackedAttention> blocks) const {
   const bool checkpointed = gradient_checkpointing_ && at::GradMode::is_enabled();
   const bool lora_dropout = lora_ && lora_->dropout_active();
   for (size_t i = 0; i < layers_.size(); ++i) {
@@ -486,14 +532,19 @@ at::Tensor Transformer::forward_packed(const PackedTokens& packed) const {
   }
   at::Tensor positions = packed.positions.to(device_).to(at::kLong);
   at::Tensor branches = packed.branches.to(device_).to(at::kLong);
-  auto blocks = std::make_shared<BlockMasks>();
+  auto blocks = std::make_shared<PackedAttention>();
   blocks->starts = packed.block_starts;
-  for (size_t b = 0; b + 1 < packed.block_starts.size(); ++b) {
-    const int64_t start = packed.block_starts[b], length = packed.block_starts[b + 1] - start;
-    check(length > 0, "forward_packed: block ", b, " is empty");
-    at::Tensor allowed = packed_block_allowed(positions.narrow(0, start, length), branches.narrow(0, start, length),
-                                              config_.sliding_window);  // [L, L]
-    blocks->masks.push_back(additive_mask(allowed.unsqueeze(0), dtype_));  // [1, 1, L, L]
+  for (size_t b = 0; b + 1 < packed.block_starts.size(); ++b)
+    check(packed.block_starts[b + 1] > packed.block_starts[b], "forward_packed: block ", b, " is empty");
+  const bool fused = fused_attention_applies(device_);
+  if (fused || packed_causal_views_) blocks->views = device_views(packed, config_.sliding_window, device_, dtype_, fused);
+  if (blocks->views.empty()) {
+    for (size_t b = 0; b + 1 < packed.block_starts.size(); ++b) {
+      const int64_t start = packed.block_starts[b], length = packed.block_starts[b + 1] - start;
+      at::Tensor allowed = packed_block_allowed(positions.narrow(0, start, length), branches.narrow(0, start, length),
+                                                config_.sliding_window);  // [L, L]
+      blocks->masks.push_back(additive_mask(allowed.unsqueeze(0), dtype_));  // [1, 1, L, L]
+    }
   }
   auto [cos, sin] = rope_cos_sin(positions.unsqueeze(0));  // [1, N, 1, D]
   at::Tensor x = at::embedding(embed_tokens_, ids).unsqueeze(0);  // [1, N, C]

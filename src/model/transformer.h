@@ -72,9 +72,16 @@ class Transformer {
 
   // Padding-free forward over a packed stream (model/packed_tokens.h): hidden states [N, C]
   // of its N tokens. The linear layers run on all N tokens at once; attention runs block by
-  // block with each block's own mask, so no position is padding and no block attends to
-  // another. Autograd and gradient checkpointing as forward_hidden.
+  // block, so no position is padding and no block attends to another. Autograd and gradient
+  // checkpointing as forward_hidden.
+  // Attention: with fused attention (a GPU, libtorch 2.x) a block is cut into causal views,
+  // each plain causal attention over contiguous or gathered rows (the flash kernel's case, no
+  // mask): prefix + first branch, then prefix + each further branch, whose prefix rows'
+  // outputs are dropped. Elsewhere each block attends with its [L, L] mask
+  // (packed_block_allowed), as does any block a sliding window cuts into.
   at::Tensor forward_packed(const PackedTokens& packed) const;
+  // Causal views on any device (tests: the GPU's decomposition checked on the CPU).
+  void set_packed_causal_views(bool on) { packed_causal_views_ = on; }
 
   // log p(score_targets[s] | its view) for every scored token of a packed stream -> [S]
   // fp32 (fp64 for a double model): forward_packed + target_logprobs on the source rows.
@@ -108,6 +115,7 @@ class Transformer {
   at::Device device_;
   at::ScalarType dtype_;
   bool gradient_checkpointing_ = false;
+  bool packed_causal_views_ = false;  // forward_packed's views where fused attention does not apply
   std::vector<std::pair<std::string, at::Tensor>> parameters_;
   std::shared_ptr<LoraAdapters> lora_;
   // Per-layer handles into parameters_ (filled by the constructor) live in the .cpp.
@@ -119,7 +127,7 @@ class Transformer {
   at::Tensor inv_freq_;      // [D / 2] fp32 RoPE inverse frequencies (llama3-scaled if configured)
 
   struct CacheWrite;  // where forward_cached stores a layer's keys/values (defined in the .cpp)
-  struct BlockMasks;  // forward_packed's blocks and their attention masks (defined in the .cpp)
+  struct PackedAttention;  // forward_packed's attention: per-block masks, or causal views (in the .cpp)
   // cos, sin [B, T, 1, D] in the model dtype for positions [B, T].
   std::pair<at::Tensor, at::Tensor> rope_cos_sin(const at::Tensor& positions) const;
   // Attention mask over cached keys: queries at positions [B, T] (int64, on the device) see
@@ -128,17 +136,17 @@ class Transformer {
   at::Tensor cached_keys_mask(const at::Tensor& positions, int64_t key_length) const;
   // One decoder layer on x [B, T, C]; mask [B, 1, T, S] additive. Without cache the keys
   // are this call's own (S = T); with one, they are the slots' cached keys after writing.
-  // With blocks (forward_packed, B = 1, no cache) attention runs per block with its mask.
+  // With blocks (forward_packed, B = 1, no cache) attention runs as they say.
   // lora_dropout_seed, when set, seeds the layer's LoRA dropout masks (no dropout otherwise).
   at::Tensor layer_forward(const Layer& layer, const at::Tensor& x, const at::Tensor& cos,
                            const at::Tensor& sin, const at::Tensor& mask, const CacheWrite* cache,
-                           const BlockMasks* blocks = nullptr,
+                           const PackedAttention* blocks = nullptr,
                            std::optional<uint64_t> lora_dropout_seed = std::nullopt) const;
   // The decoder layers over x [B, T, C] (checkpointed when gradient checkpointing is on and
   // autograd records), then the final norm.
   // blocks is shared with the recomputing backward, which runs after the forward returns.
   at::Tensor run_layers(at::Tensor x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
-                        std::shared_ptr<const BlockMasks> blocks) const;
+                        std::shared_ptr<const PackedAttention> blocks) const;
 };
 
 }  // namespace spinlm
