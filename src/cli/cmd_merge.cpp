@@ -1,6 +1,6 @@
-// `spinlm merge`: a full HuggingFace model folder from a base and a PEFT LoRA adapter,
-// W + s B A computed in fp32 and saved in the base's dtype (config.json's torch_dtype),
-// tokenizer files copied from the base (model/lora.h merge_lora).
+// `spinlm merge`: a full HuggingFace model folder from a base and PEFT LoRA adapters merged
+// in order, each W + s B A computed in fp32 and stored in the base's dtype (config.json's
+// torch_dtype), tokenizer files copied from the base (model/lora.h load_model_source).
 #include <cstdio>
 
 #include "cli/command.h"
@@ -16,26 +16,23 @@ namespace {
 
 struct MergeOptions {
   std::string model;
-  std::string adapter;
+  std::vector<std::string> adapters;
   std::string output;
 };
 
 void run_merge(const MergeOptions& o) {
   const ModelConfig config = load_config(o.model + "/config.json");
-  const at::ScalarType dtype = parse_dtype(config.torch_dtype);
-  Transformer model = load_model(o.model, at::kCPU, dtype);
-  const auto adapters = load_lora_adapter(o.adapter, config);
-  merge_lora(model, *adapters);
+  const Transformer model = load_model_source({o.model, o.adapters}, at::kCPU, parse_dtype(config.torch_dtype));
   save_model(model, o.output, o.model);
-  log_info("merged ", adapters->modules().size(), " adapted modules of ", o.adapter, " into ", o.model, " (",
-           config.torch_dtype, ")");
-  std::printf("merged model in %s\n", o.output.c_str());
+  std::printf("merged model in %s (%s)\n", o.output.c_str(), config.torch_dtype.c_str());
 }
 
 CommandAction setup_merge(CLI::App& app) {
   auto options = std::make_shared<MergeOptions>();
   app.add_option("--model", options->model, "base HF model folder")->required();
-  app.add_option("--adapter", options->adapter, "PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors)")
+  app.add_option("--adapter", options->adapters,
+                 "PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors); repeat to merge several "
+                 "in order, each into the model the ones before it made (a LoRA run's iter_0/adapter, iter_1/adapter, ...)")
       ->required();
   app.add_option("--output", options->output, "folder of the merged HF model")->required();
   return [options] {

@@ -55,7 +55,8 @@ void add_loop_options(CLI::App& app, TrainLoopOptions& loop) {
   app.add_flag("--gradient-checkpointing", loop.gradient_checkpointing,
                "recompute each decoder layer in the backward pass (less memory, one more forward)");
   add_lora_options(app, loop.lora);
-  app.add_option("--adapter", loop.adapter_dir, "PEFT LoRA adapter folder merged into --model before training");
+  app.add_option("--adapter", loop.adapters,
+                 "PEFT LoRA adapter folder merged into --model before training (repeat: merged in order)");
 }
 
 CommandAction setup_train(CLI::App& app) {

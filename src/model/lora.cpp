@@ -11,6 +11,7 @@
 #include "core/logging.h"
 #include "io/json_text.h"
 #include "io/safetensors.h"
+#include "model/hf_model.h"
 #include "model/transformer.h"
 
 namespace spinlm {
@@ -555,6 +556,41 @@ std::shared_ptr<LoraAdapters> load_lora_adapter(const std::string& dir, const Mo
   }
   restore_lora_weights(*adapters, dir);
   return adapters;
+}
+
+}  // namespace spinlm
+
+namespace spinlm {
+
+std::string ModelSource::describe() const {
+  std::string text = folder;
+  for (const std::string& adapter : adapters) text += " + " + adapter;
+  return text;
+}
+
+ModelSource resolve_model_source(const std::string& path) {
+  if (file_exists((fs::path(path) / "config.json").string())) return {path, {}};
+  const std::string config_path = (fs::path(path) / kAdapterConfig).string();
+  check(file_exists(config_path), path, " is neither a model folder (no config.json) nor a LoRA adapter folder (no ",
+        kAdapterConfig, ")");
+  const nlohmann::json j = read_json_file(config_path);
+  const nlohmann::json base = j.is_object() ? j.value("base_model_name_or_path", nlohmann::json()) : nlohmann::json();
+  check(base.is_string() && !base.get<std::string>().empty(), config_path,
+        ": base_model_name_or_path must name the base model folder the adapter was trained on, got ", base.dump());
+  const std::string folder = base.get<std::string>();
+  check(file_exists((fs::path(folder) / "config.json").string()), config_path, ": base_model_name_or_path \"", folder,
+        "\" is not a model folder here (no config.json; a relative path is read from the working directory); "
+        "edit it to the base model's folder");
+  return {folder, {path}};
+}
+
+Transformer load_model_source(const ModelSource& source, at::Device device, at::ScalarType dtype) {
+  Transformer model = load_model(source.folder, device, dtype);
+  for (const std::string& adapter : source.adapters) {
+    merge_lora(model, *load_lora_adapter(adapter, model.config(), device));
+    log_info("merged adapter ", adapter, " into ", source.folder);
+  }
+  return model;
 }
 
 }  // namespace spinlm

@@ -161,4 +161,26 @@ bool is_lora_adapter_folder(const std::string& dir);
 // header of adapter_model.safetensors fits its file (Error naming what is broken).
 void check_lora_adapter_whole(const std::string& dir);
 
+// A model given as an HF folder and the adapters merged into its weights, in order: p_t of a
+// LoRA run is p_0 with the adapters of iterations 0..t-1, each trained on the model before it.
+struct ModelSource {
+  std::string folder;                 // config.json, weights and tokenizer files
+  std::vector<std::string> adapters;  // adapter folders merged into folder's weights, first to last
+
+  bool operator==(const ModelSource& other) const { return folder == other.folder && adapters == other.adapters; }
+  bool operator!=(const ModelSource& other) const { return !(*this == other); }
+  // "FOLDER" or "FOLDER + A + B", for logs.
+  std::string describe() const;
+};
+
+// A path given as a model: an HF folder stands for itself; an adapter folder without a
+// config.json stands for its adapter_config.json's base_model_name_or_path with the adapter
+// merged (alignment-handbook's convention for model_name_or_path; a relative base path is
+// taken from the working directory, as PEFT takes it). Anything else is an Error naming it.
+ModelSource resolve_model_source(const std::string& path);
+
+// load_model of source.folder, then each adapter merged in order (merge_lora), so that a
+// model rebuilt from its source equals, bit for bit, one merged step by step in memory.
+Transformer load_model_source(const ModelSource& source, at::Device device, at::ScalarType dtype);
+
 }  // namespace spinlm

@@ -170,7 +170,7 @@ SpinTrainResult train_spin(const SpinTrainOptions& options) {
 
   // Weights hashes first (cheap relative to a forward pass over the data).
   std::string model_key = hash_model_weights(model_dir);
-  if (!options.loop.adapter_dir.empty()) model_key += hash_model_weights(options.loop.adapter_dir);
+  for (const std::string& adapter : options.loop.adapters) model_key += hash_model_weights(adapter);
   const std::string base_key = mix.base_dir.empty() ? "" : hash_model_weights(mix.base_dir);
   const std::string pairs_key = hash_pairs(pairs, options.truncation);
 

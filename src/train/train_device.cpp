@@ -4,6 +4,7 @@
 #include "core/logging.h"
 #include "model/device_choice.h"
 #include "model/hf_model.h"
+#include "model/lora.h"
 
 namespace spinlm {
 
@@ -31,11 +32,7 @@ void attach_training_lora(Transformer& model, const TrainLoopOptions& options) {
 
 Transformer load_training_model(const std::string& dir, const TrainLoopOptions& options) {
   const TrainDevice d = resolve_train_device(options);
-  Transformer model = load_model(dir, d.device, d.dtype);
-  if (!options.adapter_dir.empty()) {
-    merge_lora(model, *load_lora_adapter(options.adapter_dir, model.config(), d.device));
-    log_info("merged adapter ", options.adapter_dir, " into ", dir);
-  }
+  Transformer model = load_model_source({dir, options.adapters}, d.device, d.dtype);
   attach_training_lora(model, options);
   model.set_gradient_checkpointing(options.gradient_checkpointing);
   log_info("model on ", d.device.str(), " in ", dtype_option_name(d.dtype),

@@ -62,17 +62,17 @@ struct TrainLoopOptions {
   // the process had been killed there (the pipeline slices work with it; tests kill runs).
   int64_t stop_after_steps = 0;
   DataParallel* parallel = nullptr;  // [dist] several processes (docs/distributed.md); null: one
-  // (added) Where and how the trained model runs (train/train_device.h): device "" = cuda
+  // Where and how the trained model runs (train/train_device.h): device "" = cuda
   // when available, else cpu; dtype "" = bf16 on cuda, fp32 on cpu. Gradient checkpointing
   // recomputes each decoder layer in the backward pass (Transformer::set_gradient_checkpointing).
   std::string device;
   std::string dtype;
   bool gradient_checkpointing = false;
   // LoRA (model/lora.h): lora.r > 0 trains a fresh adapter (A Kaiming-uniform from seed, B
-  // zero) on the frozen model and saves adapter folders; adapter_dir, when set, is merged into
-  // the loaded model first (the policy starts from base + that adapter).
+  // zero) on the frozen model and saves adapter folders; adapters are merged into the loaded
+  // model first, in order (the policy starts from model_dir's weights with them merged).
   LoraOptions lora;
-  std::string adapter_dir;
+  std::vector<std::string> adapters;
 };
 
 // Contributions of one micro-batch to its step's metrics, already divided so that summing
