@@ -65,18 +65,46 @@ iterations:
   return f;
 }
 
-std::string run_args(const std::string& out, bool resume) {
-  return "run --threads 1 --config " + shell_quote(fixture().recipe) + " --output " + shell_quote(out) +
+std::string run_args(const std::string& recipe, const std::string& out, bool resume) {
+  return "run --threads 1 --config " + shell_quote(recipe) + " --output " + shell_quote(out) +
          (resume ? " --resume" : "");
+}
+std::string run_args(const std::string& out, bool resume) { return run_args(fixture().recipe, out, resume); }
+
+// A recipe of the fixture's folder: the fixture's text with `lines` put in front (top-level
+// keys) and each (from, to) replaced.
+std::string variant(const std::string& name, const std::string& lines,
+                    const std::vector<std::pair<std::string, std::string>>& edits = {}) {
+  std::string text = read_file(fixture().recipe);
+  for (const auto& [from, to] : edits) {
+    const size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    if (at != std::string::npos) text.replace(at, from.size(), to);
+  }
+  const std::string path = fixture().dir + "/" + name + ".yaml";
+  write_file_atomic(path, lines + text);
+  return path;
+}
+
+std::string finished_run(const std::string& label, const std::string& recipe) {
+  const std::string out = testkit::make_temp_dir(label) + "/run";
+  const auto result = testkit::run_spinlm(run_args(recipe, out, false));
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  return out;
 }
 
 const std::string& reference_run() {
-  static const std::string out = [] {
-    const std::string out = testkit::make_temp_dir("lora-run-ref") + "/run";
-    const auto result = testkit::run_spinlm(run_args(out, false));
-    EXPECT_EQ(result.exit_code, 0) << result.output;
-    return out;
-  }();
+  static const std::string out = finished_run("lora-run-ref", fixture().recipe);
+  return out;
+}
+
+// The same run with save_merged: false (only the adapters are written).
+const std::string& unmerged_recipe() {
+  static const std::string path = variant("unmerged", "save_merged: false\n");
+  return path;
+}
+const std::string& unmerged_run() {
+  static const std::string out = finished_run("lora-run-unmerged", unmerged_recipe());
   return out;
 }
 
@@ -91,6 +119,12 @@ std::map<std::string, std::string> run_files(const std::string& dir) {
     const std::string name = entry.path().filename().string();
     if (name == "run.log" || name == "report.html") continue;
     std::string content = read_file(entry.path().string());
+    if (name == "adapter_config.json") {
+      // The base an adapter names depends on save_merged (p_t's folder, or p_0's): compared apart.
+      nlohmann::json config = nlohmann::json::parse(content);
+      config.erase("base_model_name_or_path");
+      content = config.dump();
+    }
     for (size_t at = content.find(dir); at != std::string::npos; at = content.find(dir, at))
       content.replace(at, dir.size(), "RUN");
     if (name == "metrics.jsonl") {
@@ -116,10 +150,10 @@ bool state_has(const std::string& out, const std::string& step) {
   return false;
 }
 
-void resume_and_compare(const std::string& out) {
-  const auto result = testkit::run_spinlm(run_args(out, true));
+void resume_and_compare(const std::string& out, const std::string& recipe, const std::string& reference) {
+  const auto result = testkit::run_spinlm(run_args(recipe, out, true));
   ASSERT_EQ(result.exit_code, 0) << result.output;
-  const auto expected = run_files(reference_run());
+  const auto expected = run_files(reference);
   const auto got = run_files(out);
   for (const auto& [path, content] : expected) {
     const auto it = got.find(path);
@@ -132,8 +166,19 @@ void resume_and_compare(const std::string& out) {
   for (const auto& [path, content] : got) EXPECT_TRUE(expected.count(path)) << "extra file after resume: " << path;
 }
 
-bool kill_when(const std::string& out, const std::function<bool()>& ready) {
-  return testkit::kill_when(run_args(out, false), "/dev/null", ready, 120);
+void resume_and_compare(const std::string& out) { resume_and_compare(out, fixture().recipe, reference_run()); }
+
+bool kill_when(const std::string& out, const std::function<bool()>& ready,
+               const std::string& recipe = fixture().recipe) {
+  return testkit::kill_when(run_args(recipe, out, false), "/dev/null", ready, 120);
+}
+
+// The tensors of a model folder.
+std::map<std::string, at::Tensor> weights(const std::string& dir) {
+  std::map<std::string, at::Tensor> out;
+  SafetensorsFolder folder(dir);
+  for (const std::string& name : folder.names()) out[name] = folder.tensor(name);
+  return out;
 }
 
 }  // namespace
@@ -208,6 +253,130 @@ TEST(LoraRun, UnknownTargetModuleIsRefusedBeforeAnyWork) {
   EXPECT_NE(result.exit_code, 0);
   EXPECT_NE(result.output.find("\"qkv_proj\""), std::string::npos) << result.output;
   EXPECT_FALSE(fs::exists(dir + "/run/iter_0"));
+}
+
+}  // namespace spinlm
+
+namespace spinlm {
+
+// save_merged: false writes iter_T/adapter/ only; every other file equals the merged run's (the
+// model in memory is the same), and `spinlm merge` of p_0 with the adapters in order gives the
+// merged run's iter_1/model bit for bit.
+TEST(LoraRun, UnmergedRunKeepsAdaptersOnlyAndComputesTheSame) {
+  auto merged = run_files(reference_run());
+  auto unmerged = run_files(unmerged_run());
+  // The reference log-prob caches are named by the model's key (p_1's folder, or p_0 and
+  // iter_0's adapter), which the trainer's states hold too: compared without the key.
+  for (auto* files : {&merged, &unmerged}) {
+    std::map<std::string, std::string> renamed;
+    for (auto it = files->begin(); it != files->end();) {
+      if (it->first.size() > 18 && it->first.compare(it->first.size() - 18, 18, "trainer_state.json") == 0) {
+        nlohmann::json state = nlohmann::json::parse(it->second);
+        if (state.contains("fingerprint")) state["fingerprint"].erase("model_hash");
+        it->second = state.dump();
+      }
+      const size_t at = it->first.find("/reference_logprobs-");
+      if (at == std::string::npos) {
+        ++it;
+        continue;
+      }
+      nlohmann::json cache = nlohmann::json::parse(it->second);
+      cache.erase("key");
+      renamed[it->first.substr(0, at) + "/reference_logprobs.json"] = cache.dump();
+      it = files->erase(it);
+    }
+    files->insert(renamed.begin(), renamed.end());
+  }
+  for (const auto& [path, content] : merged) {
+    if (path == "state.json" || path == "recipe.json") continue;  // the recipe, which differs in save_merged
+    const bool model_file = path.rfind("iter_0/model/", 0) == 0 || path.rfind("iter_1/model/", 0) == 0;
+    const auto it = unmerged.find(path);
+    if (model_file) {
+      EXPECT_TRUE(it == unmerged.end()) << "written with save_merged false: " << path;
+      continue;
+    }
+    if (it == unmerged.end()) {
+      ADD_FAILURE() << "missing with save_merged false: " << path;
+      continue;
+    }
+    EXPECT_TRUE(it->second == content) << "differs with save_merged false: " << path;
+  }
+  for (const auto& [path, content] : unmerged) EXPECT_TRUE(merged.count(path)) << "extra file: " << path;
+  const nlohmann::json second = read_json_file(unmerged_run() + "/iter_1/adapter/adapter_config.json");
+  EXPECT_EQ(second["base_model_name_or_path"], fixture().dir + "/model");
+
+  const std::string out = testkit::make_temp_dir("lora-run-merge") + "/p2";
+  const auto merge = testkit::run_spinlm("merge --model " + shell_quote(fixture().dir + "/model") + " --adapter " +
+                                         shell_quote(unmerged_run() + "/iter_0/adapter") + " --adapter " +
+                                         shell_quote(unmerged_run() + "/iter_1/adapter") + " --output " +
+                                         shell_quote(out));
+  ASSERT_EQ(merge.exit_code, 0) << merge.output;
+  const auto expected = weights(reference_run() + "/iter_1/model");
+  const auto got = weights(out);
+  ASSERT_EQ(got.size(), expected.size());
+  for (const auto& [name, tensor] : expected) EXPECT_TRUE(at::equal(got.at(name), tensor)) << name;
+}
+
+// Resumed in iteration 1's training, an unmerged run rebuilds p_1 from p_0 and iter_0's
+// adapter and ends with the uninterrupted run's files.
+TEST(LoraRun, UnmergedRunKilledDuringTrainingResumesToTheSameFiles) {
+  unmerged_run();
+  const std::string out = testkit::make_temp_dir("lora-run-unmerged-kill") + "/run";
+  ASSERT_TRUE(kill_when(out, [&] { return fs::exists(out + "/iter_1/adapter/epoch-1"); }, unmerged_recipe()));
+  ASSERT_FALSE(state_has(out, "iter_1/train")) << "the kill came after training";
+  resume_and_compare(out, unmerged_recipe(), unmerged_run());
+  EXPECT_FALSE(fs::exists(out + "/iter_0/model"));
+}
+
+// model_name_or_path may name an adapter folder (alignment-handbook's convention): p_0 is its
+// base_model_name_or_path with it merged, so a run from iter_0/adapter computes what a run
+// from the merged iter_0/model computes.
+TEST(LoraRun, AdapterFolderAsTheStartingModelEqualsItsMergedFolder) {
+  const std::vector<std::pair<std::string, std::string>> one_iteration = {
+      {"  - {}\n  - {mix_previous: true,", "  - {"}};
+  const std::string from_adapter = finished_run(
+      "lora-run-from-adapter",
+      variant("from-adapter", "", {{"model_name_or_path: model", "model_name_or_path: " + reference_run() + "/iter_0/adapter"},
+                                   one_iteration[0]}));
+  const std::string from_merged = finished_run(
+      "lora-run-from-merged",
+      variant("from-merged", "", {{"model_name_or_path: model", "model_name_or_path: " + reference_run() + "/iter_0/model"},
+                                  one_iteration[0]}));
+  for (const char* file : {"sft_eval.json", "iter_0/pairs.jsonl", "iter_0/heldout_pairs.jsonl", "iter_0/eval.json",
+                           "iter_0/test_generations.jsonl"})
+    EXPECT_EQ(read_file(from_adapter + "/" + file), read_file(from_merged + "/" + file)) << file;
+  const auto a = weights(from_adapter + "/iter_0/model"), b = weights(from_merged + "/iter_0/model");
+  for (const auto& [name, tensor] : b) EXPECT_TRUE(at::equal(a.at(name), tensor)) << name;
+  // The base the adapter names must be a model folder.
+  const std::string broken = testkit::make_temp_dir("lora-run-broken-base");
+  nlohmann::json config = read_json_file(reference_run() + "/iter_0/adapter/adapter_config.json");
+  config["base_model_name_or_path"] = broken + "/nowhere";
+  write_file_atomic(broken + "/adapter_config.json", config.dump());
+  const auto refused = testkit::run_spinlm(
+      run_args(variant("broken-base", "", {{"model_name_or_path: model", "model_name_or_path: " + broken}}),
+               broken + "/run", false));
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.output.find("base_model_name_or_path"), std::string::npos) << refused.output;
+  EXPECT_NE(refused.output.find("broken-base.yaml"), std::string::npos) << refused.output;
+}
+
+// With use_peft the control trains an adapter of the same shape on its own model (the same
+// trainable parameters as SPIN), and its merged model is that model with the adapter added.
+TEST(LoraRun, ControlTrainsAnAdapterToo) {
+  const std::string out = finished_run(
+      "lora-run-control", variant("control", "control: {enabled: true}\n", {{"  - {}\n  - {mix_previous: true,", "  - {"}}));
+  for (const char* file : {"control/iter_0/adapter/adapter_config.json", "control/iter_0/adapter/adapter_model.safetensors",
+                           "control/iter_0/model/model.safetensors", "control/iter_0/eval.json", "iter_0/vs_control.json"})
+    EXPECT_TRUE(file_exists(out + "/" + file)) << file;
+  const nlohmann::json config = read_json_file(out + "/control/iter_0/adapter/adapter_config.json");
+  EXPECT_EQ(config["target_modules"], nlohmann::json::array({"q_proj", "v_proj"}));
+  EXPECT_EQ(config["use_rslora"], true);
+  Transformer p = load_model(fixture().dir + "/model");
+  merge_lora(p, *load_lora_adapter(out + "/control/iter_0/adapter", p.config()));
+  const auto saved = weights(out + "/control/iter_0/model");
+  for (const auto& [name, tensor] : p.named_parameters()) EXPECT_TRUE(at::equal(saved.at(name), tensor)) << name;
+  EXPECT_NE(read_file(out + "/control/iter_0/model/model.safetensors"),
+            read_file(fixture().dir + "/model/model.safetensors"));
 }
 
 }  // namespace spinlm

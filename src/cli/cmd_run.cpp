@@ -93,7 +93,9 @@ void print_check(const std::string& config, const Recipe& recipe, const RunPlace
                 "steps; float32 state keeps fp32 master weights\n",
                 lowest_bf16_lr, lowest_bf16_lr * 512);
 
-  const std::string config_json = recipe.model_name_or_path + "/config.json";
+  std::string config_json = recipe.model_name_or_path + "/config.json";
+  if (!file_exists(config_json) && is_lora_adapter_folder(recipe.model_name_or_path))
+    config_json = resolve_model_source(recipe.model_name_or_path).folder + "/config.json";
   if (!file_exists(config_json)) {
     std::printf("peak memory: no estimate, %s is not here (the estimate reads the model's config.json)\n",
                 config_json.c_str());

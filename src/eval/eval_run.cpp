@@ -25,6 +25,7 @@ nlohmann::json run_evaluation(const EvalRunOptions& options) {
   check(options.beta > 0, "--beta must be positive, got ", options.beta);
   ModelEvalPlan plan;
   plan.model_dir = options.model_dir;
+  if (!options.adapter_dir.empty()) plan.adapters = {options.adapter_dir};
   // Task definitions first: a typo in a task name or YAML fails before the model loads.
   for (const auto& name : options.tasks) plan.tasks.push_back(builtin_task(name));
   for (const auto& file : options.task_files) plan.tasks.push_back(load_task_yaml(file));

@@ -93,8 +93,10 @@ json distribution(const Transformer& model, const ModelText& text, const ModelEv
 
 json harness_run_config(const Transformer& model, const ModelEvalPlan& plan) {
   const EvalOptions& o = plan.task_options;
+  std::string model_args = "pretrained=" + plan.model_dir;  // the harness's spelling; peft= per adapter
+  for (const std::string& adapter : plan.adapters) model_args += ",peft=" + adapter;
   return {{"model", "spinlm"},
-          {"model_args", "pretrained=" + plan.model_dir},
+          {"model_args", model_args},
           {"batch_size", o.batch_size},
           {"num_fewshot", o.num_fewshot < 0 ? json(nullptr) : json(o.num_fewshot)},
           {"limit", has_limit(o.limit) ? json(o.limit) : json(nullptr)},

@@ -48,6 +48,7 @@ struct AnswerGeneration {
 
 struct ModelEvalPlan {
   std::string model_dir;  // tokenizer, stop tokens, and run_config's model_args
+  std::vector<std::string> adapters;  // LoRA adapters on it (model/lora.h ModelSource), for model_args
   std::vector<TaskDefinition> tasks;
   EvalOptions task_options;  // eos_ids are the model's (filled in)
   std::vector<AnswerSplit> splits;

@@ -381,7 +381,7 @@ const Keys<TrainSettings>& train_keys() {
              },
              [](const T& t) { return nlohmann::json(t.optimizer_state_dtype == "bf16" ? "bfloat16" : "float32"); }},
       integer("save_steps", &T::save_steps, 0, "a resumable checkpoint every N optimizer steps (0: epoch ends only)"),
-      Key<T>{"use_peft", "train a fresh LoRA adapter per iteration on p_t (model/lora.h); iter_T/model is p_t with it merged",
+      Key<T>{"use_peft", "train a fresh LoRA adapter on p_t each iteration, into iter_T/adapter (model/lora.h)",
              [](const Section& s, T& t) { read_lora(s, t.lora); },
              [](const T& t) { return nlohmann::json(t.lora.enabled()); }},
       structural<T>("lora_r", "the adapter's rank (with use_peft)",
@@ -404,7 +404,8 @@ const Keys<TrainSettings>& train_keys() {
 const Keys<Recipe>& top_keys() {
   using R = Recipe;
   static const Keys<R> keys = {
-      path("model_name_or_path", &R::model_name_or_path, "p_0, the SFT model's HuggingFace folder (required)"),
+      path("model_name_or_path", &R::model_name_or_path,
+           "p_0, the SFT model's HuggingFace folder, or a LoRA adapter folder on its base (required)"),
       Key<R>{"output_dir", "the run folder (--output overrides)",
              [](const Section& s, R& r) { s.path("output_dir", r.output_dir); }, nullptr},
       Key<R>{"seed", "seeds generation and training",
@@ -428,6 +429,9 @@ const Keys<Recipe>& top_keys() {
       Key<R>{"keep_checkpoints", "keep each iteration's trainer checkpoints (weights and optimizer state)",
              [](const Section& s, R& r) { s.flag("keep_checkpoints", r.checkpoints.keep); },
              [](const R& r) { return nlohmann::json(r.checkpoints.keep); }},
+      Key<R>{"save_merged", "with use_peft: write p_t+1 merged to iter_T/model (false: only iter_T/adapter)",
+             [](const Section& s, R& r) { s.flag("save_merged", r.checkpoints.save_merged); },
+             [](const R& r) { return nlohmann::json(r.checkpoints.save_merged); }},
       structural<R>("data", "the data sets"),
       structural<R>("generation", "how p_t answers the training prompts"),
       structural<R>("evaluation", "what every model of the run is measured by"),

@@ -145,12 +145,17 @@ struct ControlSettings {
   bool enabled = false;
 };
 
-// What happens to the trainer's checkpoints once an iteration's training step is done.
+// What a run keeps on disk of the models it trains.
 struct CheckpointSettings {
-  // false (default): the weights and optimizer state of every epoch-*/checkpoint-* folder
-  // are deleted (about 3x the model size each); the last checkpoint's trainer_state.json is
-  // kept, so `spinlm train --resume` on the folder reports the training as finished.
+  // false (default): once an iteration's training step is done, the weights and optimizer
+  // state of every epoch-*/checkpoint-* folder are deleted (about 3x the model size each);
+  // the last checkpoint's trainer_state.json is kept, so `spinlm train --resume` on the
+  // folder reports the training as finished.
   bool keep = false;
+  // LoRA iterations: true (default) writes p_{t+1} merged to iter_T/model/; false keeps only
+  // iter_T/adapter/, and p_{t+1} is p_t's source with the adapter appended (model/lora.h
+  // ModelSource), rebuilt from p_0 and the adapters when it is not in memory.
+  bool save_merged = true;
 };
 
 // Where every model of the run lives and the dtype it runs and trains in: the top-level

@@ -50,11 +50,12 @@ void write_json(const std::string& path, const nlohmann::json& value) {
 // distribution metrics where asked for, held-out NLL, and the recipe's lm-eval tasks.
 // files_prefix + "test_generations.jsonl", "heldout_generations.jsonl", "test_samples.jsonl",
 // "test_distribution.jsonl", ... keep the answers and the per-problem numbers.
-ModelEvalPlan evaluation_plan(const Recipe& recipe, const std::string& model_dir, const std::string& files_prefix,
+ModelEvalPlan evaluation_plan(const Recipe& recipe, const ModelSource& model, const std::string& files_prefix,
                               const Ranks& ranks, bool progress) {
   const EvaluationSettings& ev = recipe.evaluation;
   ModelEvalPlan plan;
-  plan.model_dir = model_dir;
+  plan.model_dir = model.folder;
+  plan.adapters = model.adapters;
   plan.ranks = ranks;
   plan.show_progress = progress;
   for (const auto& [path, limit, prefix, file, exact] :
@@ -165,11 +166,14 @@ GenerateOptions generation_options(const Recipe& recipe, const std::string& mode
   return g;
 }
 
-// The optimisation settings shared by the SPIN trainer and the control's SFT.
-TrainLoopOptions loop_options(const TrainSettings& s, const std::string& model_dir, const std::string& out,
-                              uint64_t seed, const TrainDevice& placement) {
+// The optimisation settings shared by the SPIN trainer and the control's SFT (LoRA included:
+// with use_peft the control trains an adapter of the same shape).
+TrainLoopOptions loop_options(const TrainSettings& s, const ModelSource& model, const std::string& out, uint64_t seed,
+                              const TrainDevice& placement) {
   TrainLoopOptions loop;
-  loop.model_dir = model_dir;
+  loop.model_dir = model.folder;
+  loop.adapters = model.adapters;
+  loop.lora = s.lora;
   loop.device = placement.device.str();
   loop.dtype = dtype_option_name(placement.dtype);
   loop.output_dir = out;
@@ -244,15 +248,18 @@ void remove_stale_temporaries(const std::string& run_dir) {
 }
 
 void check_inputs(const Recipe& recipe) {
-  check(file_exists(recipe.model_name_or_path + "/config.json"), recipe.source, ": model_name_or_path ",
-        recipe.model_name_or_path, " is not a model folder (no config.json)");
+  try {
+    resolve_model_source(recipe.model_name_or_path);
+  } catch (const Error& e) {
+    fail(recipe.source, ": model_name_or_path: ", e.what());
+  }
   for (const std::string* path : {&recipe.data.train, &recipe.data.heldout, &recipe.data.test})
     check(path->empty() || data_path_exists(*path), recipe.source, ": data file ", *path, " does not exist");
   // LoRA target modules name modules of this model: checked before any work.
   std::optional<ModelConfig> config;
   for (size_t t = 0; t < recipe.iterations.size(); ++t) {
     if (!recipe.iterations[t].lora.enabled()) continue;
-    if (!config) config = load_config(recipe.model_name_or_path + "/config.json");
+    if (!config) config = load_config(resolve_model_source(recipe.model_name_or_path).folder + "/config.json");
     try {
       resolve_lora_targets(*config, recipe.iterations[t].lora.targets);
     } catch (const Error& e) {
@@ -333,18 +340,17 @@ class SpinRun {
   RunSummary run() {
     state_.log(options_.resume ? "resuming run in " + options_.run_dir : "starting run in " + options_.run_dir);
     state_.log("models on " + placement_.device.str() + " in " + dtype_option_name(placement_.dtype));
-    step("sft_eval", [&] {
-      write_json(dir("sft_eval.json"), evaluate(evaluation(recipe_.model_name_or_path, dir("sft_"))));
-    });
-    std::string model = recipe_.model_name_or_path, control_model = model;
+    const ModelSource p_0 = resolve_model_source(recipe_.model_name_or_path);
+    step("sft_eval", [&] { write_json(dir("sft_eval.json"), evaluate(p_0, evaluation(p_0, dir("sft_")))); });
+    ModelSource model = p_0, control_model = p_0;
     const int64_t T = int64_t(recipe_.iterations.size());
     int64_t t = 0;
     for (; t < T; ++t) {
       iteration(t, model);
-      model = dir(iter_name(t) + "/model");
+      model = trained_model(t, dir(iter_name(t)), model);
       if (recipe_.control.enabled) {
         control(t, control_model);
-        control_model = dir("control/" + iter_name(t) + "/model");
+        control_model = trained_model(t, dir("control/" + iter_name(t)), control_model);
       }
       if (const std::string reason = stop_reason(t); !reason.empty()) {
         if (state_.get("stopped").is_null()) {
@@ -357,11 +363,16 @@ class SpinRun {
     }
     if (state_.get("finished") != true) {
       state_.set("finished", true);
-      state_.log("run finished after " + std::to_string(t) + " iterations; final model " + model);
+      state_.log("run finished after " + std::to_string(t) + " iterations; final model " + model.describe());
     }
     RunSummary summary = read_run_summary(options_.run_dir);
     summary.iterations_done = t;
-    summary.final_model = model;
+    summary.final_model = model.describe();
+    if (!model.adapters.empty()) {
+      summary.final_model += "\n  (merge it with: spinlm merge --model " + model.folder;
+      for (const std::string& adapter : model.adapters) summary.final_model += " --adapter " + adapter;
+      summary.final_model += " --output DIR)";
+    }
     summary.stopped = state_.get("stopped").is_string() ? state_.get("stopped").get<std::string>() : "";
     return summary;
   }
@@ -383,9 +394,6 @@ class SpinRun {
     return state;
   }
 
-  // What is wrong with a recorded step's outputs ("" when they are whole): each file is there
-  // and reads (JSON parses, every JSONL line parses, a model's safetensors headers fit their
-  // files).
   // The folder of a step's outputs: "iter_T/..." -> RUN/iter_T, "control_T/..." ->
   // RUN/control/iter_T, "sft_eval" -> RUN.
   static std::string step_folder(const std::string& step, const std::string& run_dir) {
@@ -394,11 +402,14 @@ class SpinRun {
     return head.rfind("control_", 0) == 0 ? run_dir + "/control/iter_" + head.substr(8) : run_dir + "/" + head;
   }
 
+  // What is wrong with a recorded step's outputs ("" when they are whole): each file is there
+  // and reads (JSON parses, every JSONL line parses, a model's safetensors headers fit their
+  // files, an adapter's config and tensors read).
   static std::string broken_output(const std::string& step, const Recipe& recipe, const std::string& run_dir) {
     const size_t slash = step.find('/');
     const std::string head = step.substr(0, slash), action = slash == std::string::npos ? "" : step.substr(slash + 1);
     const std::string folder = step_folder(step, run_dir);
-    std::vector<std::string> json_files, jsonl_files, models;
+    std::vector<std::string> json_files, jsonl_files, models, adapters;
     if (head == "sft_eval") json_files = {run_dir + "/sft_eval.json"};
     if (action == "generate") {
       jsonl_files = {folder + "/pairs.jsonl"};
@@ -408,7 +419,10 @@ class SpinRun {
       }
     }
     if (action == "train") {
-      models = {folder + "/model"};
+      const size_t underscore = head.rfind('_');
+      const TrainSettings& s = recipe.iterations.at(std::stoul(head.substr(underscore + 1)));
+      if (s.lora.enabled()) adapters = {folder + "/adapter"};
+      if (!s.lora.enabled() || recipe.checkpoints.save_merged) models = {folder + "/model"};
       jsonl_files = {folder + "/metrics.jsonl"};
     }
     if (action == "eval") json_files = {folder + "/eval.json"};
@@ -427,6 +441,7 @@ class SpinRun {
         if (!file_exists(dir + "/config.json")) return dir + "/config.json is missing";
         SafetensorsFolder weights(dir);
       }
+      for (const std::string& dir : adapters) check_lora_adapter_whole(dir);
     } catch (const Error& error) {
       return error.what();
     }
@@ -442,8 +457,10 @@ class SpinRun {
       if (problem.empty()) continue;
       log_warning("state.json records step ", step, " as done, but ", problem, "; doing it again, with every later step");
       state.log("repair: step " + step + " is redone (" + problem + ")");
-      if (step.size() > 6 && step.compare(step.size() - 6, 6, "/train") == 0)
+      if (step.size() > 6 && step.compare(step.size() - 6, 6, "/train") == 0) {
         fs::remove_all(step_folder(step, run_dir) + "/model");
+        fs::remove_all(step_folder(step, run_dir) + "/adapter");
+      }
       state.forget_from(step);
       return;
     }
@@ -451,31 +468,50 @@ class SpinRun {
 
   std::string dir(const std::string& relative) const { return options_.run_dir + "/" + relative; }
 
-  // The model of folder dir, read from disk only when the model held from the last step is
+  // The model of a source, read from disk only when the model held from the last step is
   // another: the SFT model serves its evaluation and iteration 0's generation and training,
   // and the trained p_{t+1} (trained in place) its evaluation and the next generation.
-  Transformer& model_at(const std::string& dir) {
-    if (!held_ || held_dir_ != dir) {
+  Transformer& model_at(const ModelSource& source) {
+    if (!held_ || held_source_ != source) {
       held_.reset();  // one model in memory at a time
-      state_.log("read model " + dir);
-      held_ = std::make_unique<Transformer>(load_model(dir, placement_.device, placement_.dtype));
-      held_dir_ = dir;
+      state_.log("read model " + source.describe());
+      held_ = std::make_unique<Transformer>(load_model_source(source, placement_.device, placement_.dtype));
+      held_source_ = source;
     }
     return *held_;
   }
   void release_model() {
     held_.reset();
-    held_dir_.clear();
+    held_source_ = {};
   }
 
-  ModelEvalPlan evaluation(const std::string& model_dir, const std::string& files_prefix) const {
-    return evaluation_plan(recipe_, model_dir, files_prefix, ranks_, options_.show_progress);
+  // The model that iteration t's training (of SPIN, or of the control) makes from `from`, its
+  // files in folder: folder/model, or with LoRA and save_merged false, from's source with
+  // folder/adapter merged last.
+  ModelSource trained_model(int64_t t, const std::string& folder, const ModelSource& from) const {
+    if (!recipe_.iterations[size_t(t)].lora.enabled() || recipe_.checkpoints.save_merged) return {folder + "/model", {}};
+    ModelSource next = from;
+    next.adapters.push_back(folder + "/adapter");
+    return next;
   }
-  // The flat numbers of eval.json; empty when the plan measures nothing.
-  nlohmann::json evaluate(const ModelEvalPlan& plan) {
+
+  // After a LoRA training of the held model: its adapter merged in (what p_{t+1} is), written
+  // to folder/model when the recipe saves merged models.
+  void merge_trained_adapter(const std::string& folder, const ModelSource& from) {
+    merge_lora(*held_, *held_->lora());
+    held_->set_lora(nullptr);
+    if (recipe_.checkpoints.save_merged && ranks_.writer()) save_model(*held_, folder + "/model", from.folder);
+  }
+
+  ModelEvalPlan evaluation(const ModelSource& model, const std::string& files_prefix) const {
+    return evaluation_plan(recipe_, model, files_prefix, ranks_, options_.show_progress);
+  }
+  // The flat numbers of eval.json for the model of source; empty when the plan measures
+  // nothing.
+  nlohmann::json evaluate(const ModelSource& source, const ModelEvalPlan& plan) {
     if (plan.splits.empty() && plan.tasks.empty() && plan.heldout_sft.files.empty() && plan.heldout_pairs.files.empty())
       return nlohmann::json::object();
-    return flat_metrics_json(evaluate_model(model_at(plan.model_dir), plan));
+    return flat_metrics_json(evaluate_model(model_at(source), plan));
   }
 
   // Writes a run file: rank 0 alone (each step's closing barrier publishes it to the others).
@@ -497,16 +533,16 @@ class SpinRun {
                       " after step " + name + ": rerun the same command with --resume to continue");
   }
 
-  void iteration(int64_t t, const std::string& model) {
+  void iteration(int64_t t, const ModelSource& model) {
     const TrainSettings& s = recipe_.iterations[size_t(t)];
     const std::string it = state_.iteration_dir(t);
     const std::string name = iter_name(t);
     step(name + "/generate", [&] {
       const uint64_t seed = recipe_.seed + uint64_t(t);
       const Transformer& p_t = model_at(model);
-      const TextCodec codec = TextCodec::load(model);
-      const GenerateOptions g = generation_options(recipe_, model, p_t, recipe_.data.train, it + "/pairs.jsonl", seed,
-                                                   recipe_.data.max_train_samples, options_.show_progress);
+      const TextCodec codec = TextCodec::load(model.folder);
+      const GenerateOptions g = generation_options(recipe_, model.folder, p_t, recipe_.data.train, it + "/pairs.jsonl",
+                                                   seed, recipe_.data.max_train_samples, options_.show_progress);
       if (recipe_.generation.negatives.reject_verified) {
         const nlohmann::json counts = generate_filtered_negatives(p_t, codec, g, it);
         write_json(it + "/negatives.json", counts);
@@ -515,12 +551,12 @@ class SpinRun {
         generate_file(p_t, codec, g, ranks_);
       }
       if (recipe_.evaluation.heldout_reward_accuracy) {
-        generate_file(p_t, codec, generation_options(recipe_, model, p_t, recipe_.data.heldout, it + "/heldout_pairs.jsonl",
-                                                seed + 100000, recipe_.data.max_heldout_samples,
-                                                options_.show_progress),
-                 ranks_);
+        generate_file(p_t, codec,
+                      generation_options(recipe_, model.folder, p_t, recipe_.data.heldout, it + "/heldout_pairs.jsonl",
+                                         seed + 100000, recipe_.data.max_heldout_samples, options_.show_progress),
+                      ranks_);
         const ReferenceLogprobs opponent =
-            score_opponent(p_t, model, heldout_pair_options(it + "/heldout_pairs.jsonl", s, ranks_));
+            score_opponent(p_t, model.folder, heldout_pair_options(it + "/heldout_pairs.jsonl", s, ranks_));
         write_json(it + "/heldout_opponent_logprobs.json", {{"real", opponent.real}, {"generated", opponent.generated}});
       }
       if (ranks_.writer()) {
@@ -528,14 +564,13 @@ class SpinRun {
         if (!quality.is_null()) write_json(it + "/samples.json", quality);
       }
     });
-    // With LoRA the trainer writes the adapter to iter_T/adapter/; iter_T/model/ is p_t with
-    // it merged (p_{t+1}), so every later step reads an HF folder as without LoRA.
+    // With LoRA the trainer writes the adapter to iter_T/adapter/, and p_{t+1} is p_t with it
+    // merged (trained_model).
     const bool lora = s.lora.enabled();
     const std::string trained = it + (lora ? "/adapter" : "/model");
     step(name + "/train", [&] {
       SpinTrainOptions o;
       o.loop = loop_options(s, model, trained, recipe_.seed + uint64_t(t), placement_);
-      o.loop.lora = s.lora;
       o.loop.parallel = options_.dist;
       if (s.mix_previous && t > 0) o.data_files.push_back(dir(iter_name(t - 1) + "/pairs.jsonl"));
       o.data_files.push_back(it + "/pairs.jsonl");
@@ -552,12 +587,8 @@ class SpinRun {
       }
       held_->set_requires_grad(false);
       held_->set_gradient_checkpointing(false);
-      if (lora) {
-        merge_lora(*held_, *held_->lora());
-        held_->set_lora(nullptr);
-        if (ranks_.writer()) save_model(*held_, it + "/model", model);
-      }
-      held_dir_ = it + "/model";  // trained in place: p_{t+1}, as saved
+      if (lora) merge_trained_adapter(it, model);
+      held_source_ = trained_model(t, it, model);  // trained in place: p_{t+1}
       if (ranks_.writer()) {
         copy_metrics(trained, it + "/metrics.jsonl");
         warn_on_displacement(name, training_drift(it + "/metrics.jsonl"));
@@ -565,7 +596,8 @@ class SpinRun {
     });
     if (!recipe_.checkpoints.keep && ranks_.writer()) remove_checkpoints(trained);
     step(name + "/eval", [&] {
-      ModelEvalPlan plan = evaluation(it + "/model", it + "/");
+      const ModelSource p_next = trained_model(t, it, model);
+      ModelEvalPlan plan = evaluation(p_next, it + "/");
       if (recipe_.evaluation.heldout_reward_accuracy) {
         const nlohmann::json saved = read_json(it + "/heldout_opponent_logprobs.json");
         ReferenceLogprobs opponent;
@@ -574,7 +606,7 @@ class SpinRun {
         plan.heldout_pairs = heldout_pair_options(it + "/heldout_pairs.jsonl", s, ranks_);
         plan.opponent = opponent;
       }
-      nlohmann::json eval = evaluate(plan);
+      nlohmann::json eval = evaluate(p_next, plan);
       const nlohmann::json drift = training_drift(it + "/metrics.jsonl");
       if (!drift.is_null()) eval.update(drift);
       write_json(it + "/eval.json", eval);
@@ -584,11 +616,13 @@ class SpinRun {
 
   // Continued SFT with the compute of SPIN iteration t: as many examples as that iteration
   // has pairs (the training set twice when it mixes), same epochs, batch, optimizer, schedule.
-  void control(int64_t t, const std::string& model) {
+  void control(int64_t t, const ModelSource& model) {
     const TrainSettings& s = recipe_.iterations[size_t(t)];
     const std::string it = dir("control/" + iter_name(t));
     make_directories(it);
     const std::string name = "control_" + std::to_string(t);
+    const bool lora = s.lora.enabled();
+    const std::string trained = it + (lora ? "/adapter" : "/model");
     step(name + "/train", [&] {
       release_model();  // the control trains alone in memory
       // The SFT rows the SPIN pairs came from: the first max_train_samples rows of data.train.
@@ -601,17 +635,25 @@ class SpinRun {
       if (ranks_.writer()) write_jsonl_atomic(data, rows);
       ranks_.sync();
       SftTrainOptions o;
-      o.loop = loop_options(s, model, it + "/model", recipe_.seed + uint64_t(t), placement_);
+      o.loop = loop_options(s, model, trained, recipe_.seed + uint64_t(t), placement_);
       o.loop.parallel = options_.dist;
       o.data_files = {data};
       if (s.mix_previous && t > 0) o.data_files.push_back(data);
       o.max_length = s.max_length;
       train_sft(o);
-      if (ranks_.writer()) copy_metrics(it + "/model", it + "/metrics.jsonl");
+      if (lora && recipe_.checkpoints.save_merged) {
+        ModelSource merged = model;
+        merged.adapters.push_back(trained);
+        const Transformer& m = model_at(merged);
+        if (ranks_.writer()) save_model(m, it + "/model", model.folder);
+        held_source_ = trained_model(t, it, model);  // the same weights, as saved
+      }
+      if (ranks_.writer()) copy_metrics(trained, it + "/metrics.jsonl");
     });
-    if (!recipe_.checkpoints.keep && ranks_.writer()) remove_checkpoints(it + "/model");
+    if (!recipe_.checkpoints.keep && ranks_.writer()) remove_checkpoints(trained);
     step(name + "/eval", [&] {
-      const nlohmann::json eval = evaluate(evaluation(it + "/model", it + "/"));
+      const ModelSource trained_control = trained_model(t, it, model);
+      const nlohmann::json eval = evaluate(trained_control, evaluation(trained_control, it + "/"));
       write_json(it + "/eval.json", eval);
       state_.log(name + " eval: " + loggable(eval));
       if (!ranks_.writer()) return;
@@ -755,8 +797,8 @@ class SpinRun {
   TrainDevice placement_;  // every model of the run: device and dtype
   Ranks ranks_;
   RunState state_;
-  std::unique_ptr<Transformer> held_;  // model_at's model, of folder held_dir_
-  std::string held_dir_;
+  std::unique_ptr<Transformer> held_;  // model_at's model, of source held_source_
+  ModelSource held_source_;
 };
 
 }  // namespace
