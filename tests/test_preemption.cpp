@@ -1,5 +1,5 @@
 // Preemption (core/stop_signal.h), as SLURM and Kubernetes do it: SIGTERM (or SIGUSR1, or
-// Ctrl-C's SIGINT) to a running `spinlm train`, `generate` or `run` makes it save at its next
+// Ctrl-C's SIGINT) to a running `spinlm train`, `generate`, `eval` or `run` makes it save at its next
 // safe point, say what it saved and how to resume, and exit with status 75; resuming then gives
 // exactly what an uninterrupted run gives. A second signal ends the process at once, and
 // what it leaves still resumes.
@@ -148,7 +148,7 @@ TEST_F(Preemption, SecondSignalStopsAtOnceAndWhatIsLeftResumes) {
   EXPECT_LT(largest_weight_difference(uninterrupted_training(), out), 1e-6);
 }
 
-TEST_F(Preemption, SigtermDuringARunsEvaluationStopsAfterTheStepAndResumeMatches) {
+TEST_F(Preemption, SigtermDuringARunsEvaluationStopsAndResumeMatches) {
   testkit::write_arith_split_files(dir_, 4, {12, 40, 40});
   write_file_atomic(dir_ + "/recipe.yaml", R"(model_name_or_path: model
 seed: 5
@@ -181,6 +181,57 @@ iterations:
     EXPECT_EQ(read_file(out + "/" + file), read_file(dir_ + "/run-whole/" + file)) << file;
   const json a = json::parse(read_file(out + "/iter_0/eval.json")), b = json::parse(read_file(dir_ + "/run-whole/iter_0/eval.json"));
   EXPECT_EQ(a, b);
+}
+
+// `spinlm eval --output R.json` keeps each finished unit of work (a batch of log-likelihoods,
+// a generation, a held-out batch) in R.json.journal.partial; SIGTERM stops it at the next unit
+// with status 75, and the same command then finishes from the journal with the numbers of an
+// uninterrupted evaluation. A journal of another evaluation is refused, naming it.
+TEST_F(Preemption, SigtermDuringEvalKeepsFinishedWorkAndTheRerunMatches) {
+  const std::string data = dir_ + "/eval-data";
+  fs::create_directories(data);
+  std::mt19937_64 rng(11);
+  std::vector<json> gsm, arc;
+  for (int i = 0; i < 300; ++i) {
+    const int a = int(rng() % 50), b = int(rng() % 50);
+    gsm.push_back({{"question", "What is " + std::to_string(a) + " plus " + std::to_string(b) + "?"},
+                   {"answer", std::to_string(a) + "+" + std::to_string(b) + "\n#### " + std::to_string(a + b)}});
+  }
+  for (int i = 0; i < 120; ++i)
+    arc.push_back({{"question", "Which is " + std::to_string(i) + "?"},
+                   {"choices", {{"text", {"one", "two", "three " + std::to_string(i), "four"}}, {"label", {"A", "B", "C", "D"}}}},
+                   {"answerKey", std::string(1, char('A' + rng() % 4))}});
+  write_jsonl_atomic(data + "/gsm8k.jsonl", gsm);
+  write_jsonl_atomic(data + "/arc_challenge.jsonl", arc);
+  const auto args = [&](const std::string& out, const std::string& extra) {
+    return "eval --threads 1 --model " + shell_quote(dir_ + "/model") + " --tasks gsm8k,arc_challenge --num-fewshot 0 " +
+           "--data-dir " + shell_quote(data) + " --batch-size 4 --heldout-sft " + shell_quote(dir_ + "/prompts.jsonl") +
+           " --heldout-pairs " + shell_quote(dir_ + "/pairs.jsonl") + " --opponent " + shell_quote(dir_ + "/model") +
+           " --output " + shell_quote(out) + extra;
+  };
+  const auto whole = testkit::run_spinlm(args(dir_ + "/eval-whole.json", ""));
+  ASSERT_EQ(whole.exit_code, 0) << whole.output;
+
+  const std::string out = dir_ + "/eval-term.json";
+  const int status = interrupt(args(out, ""), out + ".log", "gsm8k: 300 documents", SIGTERM);
+  const std::string log = read_file(out + ".log");
+  ASSERT_EQ(status, kPreemptedExit) << log;
+  EXPECT_TRUE(contains(log, "finished units of work are kept in " + out + ".journal.partial")) << log;
+  EXPECT_TRUE(contains(log, "rerun the same command")) << log;
+  EXPECT_FALSE(file_exists(out));
+  const std::string journal = read_file(out + ".journal.partial");
+  EXPECT_TRUE(contains(journal, "\"part\":\"gsm8k\"")) << journal.substr(0, 2000);
+  EXPECT_FALSE(contains(journal, "\"part\":\"arc_challenge\"")) << "the stop came after gsm8k";
+
+  const auto other = testkit::run_spinlm(args(out, " --limit 50"));
+  EXPECT_NE(other.exit_code, 0);
+  EXPECT_TRUE(contains(other.output, out + ".journal.partial: made by another evaluation")) << other.output;
+
+  const auto resumed = testkit::run_spinlm(args(out, ""));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_TRUE(contains(resumed.output, "resuming with")) << resumed.output;
+  EXPECT_FALSE(file_exists(out + ".journal.partial"));
+  EXPECT_EQ(json::parse(read_file(out)), json::parse(read_file(dir_ + "/eval-whole.json")));
 }
 
 }  // namespace

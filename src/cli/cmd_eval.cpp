@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "core/stop_signal.h"
 #include "dist/dist_context.h"
 #include "eval/builtin_tasks.h"
 #include "eval/eval_run.h"
@@ -69,6 +70,7 @@ CommandAction setup_eval(CLI::App& app) {
   app.add_option("--dtype", o.dtype, kInferenceDtypeHelp);
   app.add_flag("--no-progress", *progress_off, "no progress bar");
   return [options, tasks, progress_off] {
+    install_stop_signals();  // SIGTERM/SIGINT/SIGUSR1: keep the finished work (--output's journal), then stop
     options->tasks = split_commas(*tasks);
     // [dist] null for one process: under `spinlm launch` / torchrun the work is split.
     options->ranks.group = dist_from_environment(choose_device(options->device).str());

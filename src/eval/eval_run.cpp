@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/logging.h"
 #include "eval/builtin_tasks.h"
+#include "eval/eval_journal.h"
 #include "eval/model_eval.h"
 #include "eval/results.h"
 #include "eval/task_yaml.h"
@@ -16,6 +17,30 @@
 #include "model/lora.h"
 
 namespace spinlm {
+namespace {
+
+// What an evaluation's numbers depend on: a journal made under another one is not resumed.
+nlohmann::json evaluation_fingerprint(const EvalRunOptions& o, at::ScalarType dtype) {
+  return {{"model", o.model_dir},
+          {"adapter", o.adapter_dir},
+          {"dtype", dtype_option_name(dtype)},
+          {"tasks", o.tasks},
+          {"task_files", o.task_files},
+          {"data_dir", o.eval.data_dir},
+          {"num_fewshot", o.eval.num_fewshot},
+          {"limit", o.eval.limit},
+          {"batch_size", o.eval.batch_size},
+          {"max_length", o.eval.max_length},
+          {"heldout_sft", o.heldout_sft},
+          {"heldout_pairs", o.heldout_pairs},
+          {"opponent", o.opponent_dir},
+          {"beta", o.beta},
+          {"loss", o.loss},
+          {"heldout_max_length", o.max_length},
+          {"heldout_max_prompt_length", o.max_prompt_length}};
+}
+
+}  // namespace
 
 nlohmann::json run_evaluation(const EvalRunOptions& options) {
   check(!options.tasks.empty() || !options.task_files.empty() || !options.heldout_sft.empty() ||
@@ -42,6 +67,13 @@ nlohmann::json run_evaluation(const EvalRunOptions& options) {
   const at::Device device = choose_device(options.device);
   const at::ScalarType dtype = choose_dtype(options.dtype, device);
   log_info("eval: model on ", device.str(), " in ", dtype_option_name(dtype));
+  // Finished work is kept beside --output (eval_journal.h): a stopped evaluation, rerun,
+  // continues where it stopped.
+  std::unique_ptr<EvalJournal> journal = std::make_unique<EvalJournal>();
+  if (!options.output_path.empty())
+    journal = std::make_unique<EvalJournal>(options.output_path + ".journal", evaluation_fingerprint(options, dtype),
+                                            options.ranks, "rerun the same command to continue");
+  plan.journal = journal.get();
   if (!options.heldout_pairs.empty()) {
     HeldoutPairsOptions& pairs_options = plan.heldout_pairs;
     pairs_options.files = {options.heldout_pairs};
@@ -56,8 +88,11 @@ nlohmann::json run_evaluation(const EvalRunOptions& options) {
     const ModelText text = load_model_text(options.model_dir);
     check(text.codec != nullptr, options.model_dir, ": no tokenizer.json; held-out pairs need the model's tokenizer");
     const auto pairs = load_heldout_pairs(*text.codec, text.stop, text.vocab_size, pairs_options);
+    HeldoutPairsOptions opponent_options = pairs_options;
+    opponent_options.journal = journal.get();
+    opponent_options.journal_part = "opponent_pairs";
     const Transformer opponent = load_model(options.opponent_dir, device, dtype);
-    plan.opponent = score_heldout_pairs(opponent, pairs, pairs_options);
+    plan.opponent = score_heldout_pairs(opponent, pairs, opponent_options);
   }
   Transformer model = load_model(options.model_dir, device, dtype);
   attach_lora_adapter(model, options.adapter_dir);
@@ -65,12 +100,14 @@ nlohmann::json run_evaluation(const EvalRunOptions& options) {
   nlohmann::json out = results_json(result, plan);
   if (result.heldout_pairs) out["heldout"]["pairs"]["opponent"] = options.opponent_dir;
 
-  if (!options.ranks.writer()) return out;
-  if (options.print_table && !result.tasks.empty()) std::printf("%s", format_results_table(result.tasks).c_str());
-  if (!options.output_path.empty()) {
-    write_file_atomic(options.output_path, out.dump(2) + "\n");
-    log_info("results written to ", options.output_path);
+  if (options.ranks.writer()) {
+    if (options.print_table && !result.tasks.empty()) std::printf("%s", format_results_table(result.tasks).c_str());
+    if (!options.output_path.empty()) {
+      write_file_atomic(options.output_path, out.dump(2) + "\n");
+      log_info("results written to ", options.output_path);
+    }
   }
+  journal->remove();
   return out;
 }
 

@@ -38,6 +38,8 @@ std::vector<std::string> generate_greedy(const Transformer& model, const Tokeniz
     engine_options.decode = [&tokenizer](const std::vector<int64_t>& ids) { return tokenizer.decode(ids, true); };
     engine_options.context_length = max_length;
     std::vector<GenerationRequest> engine_requests;
+    std::vector<size_t> engine_members;  // the request of each engine request
+    std::vector<std::string> keys;       // its journal key
     for (size_t i : members) {
       GenerationRequest request;
       request.row = static_cast<int64_t>(i);
@@ -46,14 +48,32 @@ std::vector<std::string> generate_greedy(const Transformer& model, const Tokeniz
       // context_enc[:, -(max_length - max_gen_toks):]
       const size_t room = static_cast<size_t>(max_length - max_gen_toks);
       if (ids.size() > room) ids.erase(ids.begin(), ids.end() - static_cast<std::ptrdiff_t>(room));
+      std::string unit_key;
+      if (options.journal) {
+        UnitKey unit;
+        unit.add(ids).add(std::to_string(max_gen_toks));
+        for (const std::string& stop : until) unit.add(stop);
+        unit_key = unit.hex();
+        if (const nlohmann::json* recorded = options.journal->find(options.journal_part, unit_key)) {
+          texts[i] = recorded->get<std::string>();
+          ++done;
+          continue;
+        }
+      }
       request.prompt_ids = std::move(ids);
       engine_requests.push_back(std::move(request));
+      engine_members.push_back(i);
+      keys.push_back(std::move(unit_key));
     }
+    if (progress) progress->update(done);
+    if (engine_requests.empty()) continue;
     GenerationEngine engine(model, engine_options);
     engine.generate(engine_requests, [&](GenerationResult&& result) {
-      texts[members[result.request]] = std::move(result.text);
+      texts[engine_members[result.request]] = std::move(result.text);
       ++done;
       if (progress) progress->update(done);
+      if (options.journal)
+        options.journal->record(options.journal_part, keys[result.request], texts[engine_members[result.request]]);
     });
   }
   if (progress) progress->finish();

@@ -33,13 +33,30 @@ HeldoutSftResult heldout_sft(const Transformer& model, const TextCodec& codec, c
   int64_t done = 0;
   for (const auto& micro : group_by_length(mine, lengths, options.batch_size)) {
     std::vector<LabeledSequence> sequences;
-    for (int64_t i : micro) sequences.push_back(examples[i].sequence);
-    const PackedBatch batch = pack_sequences(sequences);  // padding-free (data/packing.h)
-    const at::Tensor logprobs = model.packed_logprobs(batch.tokens);  // [scored tokens]
-    result.nll_sum -= logprobs.sum().to(at::kDouble).item<double>();
-    result.tokens += logprobs.numel();
+    UnitKey unit;
+    for (int64_t i : micro) {
+      sequences.push_back(examples[i].sequence);
+      unit.add(examples[i].sequence.ids).add(std::vector<int64_t>(examples[i].sequence.scored.begin(),
+                                                                  examples[i].sequence.scored.end()));
+    }
+    const std::string key = unit.hex();
+    const nlohmann::json* recorded = options.journal ? options.journal->find("heldout_sft", key) : nullptr;
+    double nll = 0.0;
+    int64_t tokens = 0;
+    if (recorded != nullptr) {
+      nll = recorded->at("nll").get<double>();
+      tokens = recorded->at("tokens").get<int64_t>();
+    } else {
+      const PackedBatch batch = pack_sequences(sequences);  // padding-free (data/packing.h)
+      const at::Tensor logprobs = model.packed_logprobs(batch.tokens);  // [scored tokens]
+      nll = -logprobs.sum().to(at::kDouble).item<double>();
+      tokens = logprobs.numel();
+    }
+    result.nll_sum += nll;
+    result.tokens += tokens;
     done += static_cast<int64_t>(micro.size());
     progress.update(done);
+    if (options.journal && recorded == nullptr) options.journal->record("heldout_sft", key, {{"nll", nll}, {"tokens", tokens}});
   }
   progress.finish();
   std::vector<double> sums = {result.nll_sum, double(result.tokens)};
@@ -65,15 +82,45 @@ std::vector<TokenPair> load_heldout_pairs(const TextCodec& codec, const StopToke
   return pairs;
 }
 
+namespace {
+
+// This rank's scores of its pairs, from the journal when recorded there.
+ReferenceLogprobs score_own_pairs(const Transformer& model, const std::vector<TokenPair>& mine,
+                                  const HeldoutPairsOptions& options) {
+  UnitKey unit;
+  for (const TokenPair& pair : mine) unit.add(pair.prompt).add(pair.real).add(pair.generated);
+  const std::string key = unit.hex();
+  if (options.journal) {
+    if (const nlohmann::json* recorded = options.journal->find(options.journal_part, key)) {
+      ReferenceLogprobs scores;
+      scores.real = recorded->at("real").get<std::vector<double>>();
+      scores.generated = recorded->at("generated").get<std::vector<double>>();
+      scores.real_tokens = recorded->at("real_tokens").get<std::vector<int64_t>>();
+      scores.generated_tokens = recorded->at("generated_tokens").get<std::vector<int64_t>>();
+      check(scores.real.size() == mine.size(), "evaluation journal: recorded held-out pair scores for ",
+            scores.real.size(), " pairs, not ", mine.size());
+      return scores;
+    }
+  }
+  ReferenceLogprobs scores =
+      compute_reference_logprobs(model, mine, MicroBatching{options.batch_size}, 1024, "held-out pairs");
+  if (options.journal)
+    options.journal->record(options.journal_part, key,
+                            {{"real", scores.real}, {"generated", scores.generated}, {"real_tokens", scores.real_tokens},
+                             {"generated_tokens", scores.generated_tokens}});
+  return scores;
+}
+
+}  // namespace
+
 ReferenceLogprobs score_heldout_pairs(const Transformer& model, const std::vector<TokenPair>& pairs,
                                       const HeldoutPairsOptions& options) {
-  if (options.ranks.group == nullptr)
-    return compute_reference_logprobs(model, pairs, MicroBatching{options.batch_size}, 1024, "held-out pairs");
+  if (options.ranks.group == nullptr) return score_own_pairs(model, pairs, options);
   // [dist] This rank's pairs (i % ranks == rank), placed among zeros and summed over the ranks.
   std::vector<TokenPair> mine;
   for (size_t i = 0; i < pairs.size(); ++i)
     if (options.ranks.mine(int64_t(i))) mine.push_back(pairs[i]);
-  const ReferenceLogprobs part = compute_reference_logprobs(model, mine, MicroBatching{options.batch_size}, 1024, "held-out pairs");
+  const ReferenceLogprobs part = score_own_pairs(model, mine, options);
   const size_t n = pairs.size();
   std::vector<double> all(4 * n, 0.0);
   for (size_t k = 0, i = size_t(options.ranks.index()); i < n; ++k, i += size_t(options.ranks.count())) {

@@ -118,27 +118,59 @@ std::vector<LoglikelihoodResult> score_loglikelihood(const Transformer& model,
       }
       packed_blocks.push_back(std::move(packed));
     }
-    const PackedBatch batch = pack_blocks(packed_blocks, static_cast<int64_t>(served.size()));
-    const at::Tensor hidden = model.forward_packed(batch.tokens);  // [N, C]
-    // Only the scored positions go through the LM head: [P, C] -> [P, V].
-    const at::Tensor selected = hidden.index_select(0, batch.tokens.score_sources.to(model.device()));
-    const at::Tensor targets = batch.tokens.score_targets.to(model.device());
-    at::Tensor logprobs, greedy;
-    {
-      const at::Tensor logits = model.logits(selected).to(at::kFloat);  // [P, V]
-      const at::Tensor log_softmax = logits.log_softmax(-1);
-      logprobs = log_softmax.gather(1, targets.unsqueeze(1)).squeeze(1).to(at::kDouble).cpu();  // [P]
-      greedy = logits.argmax(-1).eq(targets).cpu();                                               // [P]
+    // Per output (a continuation of a block): the sum of its tokens' log-probs, and whether
+    // every one of them is the argmax.
+    std::vector<double> sums(served.size(), 0.0);
+    std::vector<bool> greedy_all(served.size(), true);
+    std::string key;
+    const nlohmann::json* recorded = nullptr;
+    if (options.journal) {
+      UnitKey unit;
+      for (const PackBlock& block : packed_blocks) {
+        unit.add(block.prefix.ids);
+        for (const auto& branch : block.branches) unit.add(branch.ids);
+      }
+      key = unit.hex();
+      recorded = options.journal->find(options.journal_part, key);
     }
-    const double* lp = logprobs.data_ptr<double>();
-    const bool* gr = greedy.data_ptr<bool>();
-    const int64_t* owner = batch.score_outputs.data_ptr<int64_t>();
-    for (int64_t k = 0; k < logprobs.numel(); ++k) {
-      for (size_t request : *served[owner[k]]) {
-        results[request].logprob += lp[k];
-        results[request].is_greedy = results[request].is_greedy && gr[k];
+    if (recorded != nullptr) {
+      const nlohmann::json& lp = recorded->at("logprob");
+      const nlohmann::json& gr = recorded->at("greedy");
+      check(lp.size() == sums.size() && gr.size() == sums.size(), "evaluation journal: a recorded batch of ",
+            options.journal_part, " has ", lp.size(), " results for ", sums.size(), " continuations");
+      for (size_t o = 0; o < sums.size(); ++o) {
+        sums[o] = lp[o].get<double>();
+        greedy_all[o] = gr[o].get<bool>();
+      }
+    } else {
+      const PackedBatch batch = pack_blocks(packed_blocks, static_cast<int64_t>(served.size()));
+      const at::Tensor hidden = model.forward_packed(batch.tokens);  // [N, C]
+      // Only the scored positions go through the LM head: [P, C] -> [P, V].
+      const at::Tensor selected = hidden.index_select(0, batch.tokens.score_sources.to(model.device()));
+      const at::Tensor targets = batch.tokens.score_targets.to(model.device());
+      at::Tensor logprobs, greedy;
+      {
+        const at::Tensor logits = model.logits(selected).to(at::kFloat);  // [P, V]
+        const at::Tensor log_softmax = logits.log_softmax(-1);
+        logprobs = log_softmax.gather(1, targets.unsqueeze(1)).squeeze(1).to(at::kDouble).cpu();  // [P]
+        greedy = logits.argmax(-1).eq(targets).cpu();                                               // [P]
+      }
+      const double* lp = logprobs.data_ptr<double>();
+      const bool* gr = greedy.data_ptr<bool>();
+      const int64_t* owner = batch.score_outputs.data_ptr<int64_t>();
+      for (int64_t k = 0; k < logprobs.numel(); ++k) {
+        sums[size_t(owner[k])] += lp[k];
+        greedy_all[size_t(owner[k])] = greedy_all[size_t(owner[k])] && gr[k];
       }
     }
+    for (size_t o = 0; o < served.size(); ++o) {
+      for (size_t request : *served[o]) {
+        results[request].logprob = sums[o];
+        results[request].is_greedy = greedy_all[o];
+      }
+    }
+    if (options.journal && recorded == nullptr)
+      options.journal->record(options.journal_part, key, {{"logprob", sums}, {"greedy", greedy_all}});
     if (progress) progress->update(static_cast<int64_t>(end));
   }
   if (progress) progress->finish();

@@ -24,6 +24,11 @@ using json = nlohmann::json;
 // one row per problem with its "correct" flag (what McNemar's test against a control reads).
 json exact_match(const Transformer& model, const TextCodec& codec, const ModelEvalPlan& plan, const AnswerSplit& split,
                  const std::string& key, const std::string& generations_path, bool sampled) {
+  // One unit of the journal once the answers are checked and written (generation itself
+  // resumes from its partial file).
+  const std::string unit = UnitKey().add(split.path).add(std::to_string(split.limit)).add(generations_path).hex();
+  const json* recorded = plan.journal ? plan.journal->find(key, unit) : nullptr;
+  if (!plan.ranks.any(recorded == nullptr)) return *recorded;  // [dist] skipped by every rank or by none
   GenerateOptions g;
   g.model_dir = plan.model_dir;
   g.device = model.device().str();
@@ -60,8 +65,11 @@ json exact_match(const Transformer& model, const TextCodec& codec, const ModelEv
   plan.ranks.sync();  // every rank has read the merged answers before rank 0 rewrites them
   if (plan.ranks.writer()) write_jsonl_atomic(generations_path, rows);
   const double p = double(correct) / double(total);
-  return {{key, p}, {key + "_stderr", std::sqrt(p * (1 - p) / double(std::max<int64_t>(1, total - 1)))},
-          {key + "_n", total}};
+  const json metrics = {{key, p},
+                        {key + "_stderr", std::sqrt(p * (1 - p) / double(std::max<int64_t>(1, total - 1)))},
+                        {key + "_n", total}};
+  if (plan.journal) plan.journal->record(key, unit, metrics);
+  return metrics;
 }
 
 // The exact distance to p_data on a split whose rows list their valid answers: the means
@@ -76,9 +84,24 @@ json distribution(const Transformer& model, const ModelText& text, const ModelEv
   o.show_progress = plan.show_progress && plan.ranks.writer();
   o.shard_index = plan.ranks.index();
   o.shard_count = plan.ranks.count();
-  const std::vector<ProblemDistribution> mine = score_answer_distribution(model, *text.codec, text.stop, o);
+  // This rank's problems, one unit of the journal.
+  const std::string key = UnitKey()
+                              .add(split.path)
+                              .add(std::to_string(split.limit))
+                              .add(std::to_string(o.shard_index) + "/" + std::to_string(o.shard_count))
+                              .hex();
   std::vector<json> rows;
-  for (const ProblemDistribution& p : mine) rows.push_back(to_json(p));
+  std::vector<ProblemDistribution> mine;
+  if (const json* recorded = plan.journal ? plan.journal->find("distribution", key) : nullptr) {
+    for (const json& row : *recorded) {
+      rows.push_back(row);
+      mine.push_back(problem_from_json(row, "evaluation journal"));
+    }
+  } else {
+    mine = score_answer_distribution(model, *text.codec, text.stop, o);
+    for (const ProblemDistribution& p : mine) rows.push_back(to_json(p));
+    if (plan.journal) plan.journal->record("distribution", key, rows);
+  }
   if (plan.ranks.group == nullptr) {
     write_jsonl_atomic(rows_path, rows);
     return summarize_distribution(mine, split.key_prefix);
@@ -126,6 +149,7 @@ ModelEvalResult evaluate_model(const Transformer& model, const ModelEvalPlan& pl
   if (!plan.heldout_sft.files.empty()) {
     HeldoutSftOptions o = plan.heldout_sft;
     o.ranks = plan.ranks;
+    o.journal = plan.journal;
     r.heldout_sft = heldout_sft(model, *text.codec, text.stop, o);
     log_info("held-out SFT: ", r.heldout_sft->tokens, " assistant tokens, NLL/token ", r.heldout_sft->nll_per_token,
              ", perplexity ", r.heldout_sft->perplexity);
@@ -134,11 +158,13 @@ ModelEvalResult evaluate_model(const Transformer& model, const ModelEvalPlan& pl
   task_options.eos_ids = text.stop.ids;
   task_options.ranks = plan.ranks;
   task_options.show_progress = plan.show_progress;
+  task_options.journal = plan.journal;
   for (const TaskDefinition& task : plan.tasks) r.tasks.push_back(evaluate_task(model, *text.codec, task, task_options));
   if (!plan.heldout_pairs.files.empty()) {
     check(plan.opponent.has_value(), "held-out reward accuracy needs the opponent's scores of the pairs");
     HeldoutPairsOptions o = plan.heldout_pairs;
     o.ranks = plan.ranks;
+    o.journal = plan.journal;
     const std::vector<TokenPair> pairs = load_heldout_pairs(*text.codec, text.stop, text.vocab_size, o);
     r.heldout_pairs = summarize_pair_rewards(pairs, score_heldout_pairs(model, pairs, o), *plan.opponent, o);
     log_info("held-out pairs: ", r.heldout_pairs->pairs, " pairs, reward accuracy ", r.heldout_pairs->reward_accuracy,

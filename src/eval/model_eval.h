@@ -58,6 +58,7 @@ struct ModelEvalPlan {
   std::optional<ReferenceLogprobs> opponent;  // the opponent's scores of heldout_pairs (needed with them)
   bool show_progress = false;
   Ranks ranks;  // [dist] every part split over these ranks
+  EvalJournal* journal = nullptr;  // finished work kept for a rerun (eval_journal.h); null: none
 };
 
 struct ModelEvalResult {

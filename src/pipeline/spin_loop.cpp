@@ -14,6 +14,7 @@
 #include "core/stop_signal.h"
 #include "data/verifier.h"
 #include "eval/builtin_tasks.h"
+#include "eval/eval_journal.h"
 #include "eval/heldout.h"
 #include "eval/model_eval.h"
 #include "eval/paired.h"
@@ -247,6 +248,21 @@ void remove_stale_temporaries(const std::string& run_dir) {
   for (const fs::path& path : stale) fs::remove(path);
 }
 
+// Removes the files of the evaluation journal at path (eval/eval_journal.h: PATH.partial, or
+// PATH.rank-R-of-W.partial under several processes).
+void remove_eval_journal(const std::string& path) {
+  const fs::path folder = fs::path(path).parent_path();
+  const std::string name = fs::path(path).filename().string();
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    const std::string file = entry.path().filename().string();
+    if (entry.is_regular_file() && file.rfind(name + ".", 0) == 0 && file.size() > 8 &&
+        file.compare(file.size() - 8, 8, ".partial") == 0)
+      files.push_back(entry.path());
+  }
+  for (const fs::path& file : files) fs::remove(file);
+}
+
 void check_inputs(const Recipe& recipe) {
   try {
     resolve_model_source(recipe.model_name_or_path);
@@ -341,7 +357,7 @@ class SpinRun {
     state_.log(options_.resume ? "resuming run in " + options_.run_dir : "starting run in " + options_.run_dir);
     state_.log("models on " + placement_.device.str() + " in " + dtype_option_name(placement_.dtype));
     const ModelSource p_0 = resolve_model_source(recipe_.model_name_or_path);
-    step("sft_eval", [&] { write_json(dir("sft_eval.json"), evaluate(p_0, evaluation(p_0, dir("sft_")))); });
+    step("sft_eval", [&] { write_json(dir("sft_eval.json"), evaluate(p_0, evaluation(p_0, dir("sft_")), dir("sft_"))); });
     ModelSource model = p_0, control_model = p_0;
     const int64_t T = int64_t(recipe_.iterations.size());
     int64_t t = 0;
@@ -389,9 +405,18 @@ class SpinRun {
     if (options.resume) {
       remove_stale_temporaries(options.run_dir);
       repair(state, recipe, options.run_dir);
+      // A kill can come between a step's record and its journal's removal.
+      for (const std::string& step : state.finished_steps()) remove_step_journal(step, options.run_dir);
     }
     ranks.sync();
     return state;
+  }
+
+  // The evaluation journal of an evaluation step (evaluate()): removed once the step is recorded.
+  static void remove_step_journal(const std::string& step, const std::string& run_dir) {
+    if (step == "sft_eval") remove_eval_journal(run_dir + "/sft_eval.journal");
+    if (step.size() > 5 && step.compare(step.size() - 5, 5, "/eval") == 0)
+      remove_eval_journal(step_folder(step, run_dir) + "/eval.journal");
   }
 
   // The folder of a step's outputs: "iter_T/..." -> RUN/iter_T, "control_T/..." ->
@@ -507,10 +532,16 @@ class SpinRun {
     return evaluation_plan(recipe_, model, files_prefix, ranks_, options_.show_progress);
   }
   // The flat numbers of eval.json for the model of source; empty when the plan measures
-  // nothing.
-  nlohmann::json evaluate(const ModelSource& source, const ModelEvalPlan& plan) {
+  // nothing. Finished work goes into files_prefix + "eval.journal" (eval/eval_journal.h), so a
+  // step stopped by a signal or a kill resumes inside the evaluation; step() removes the
+  // journal once the step is recorded.
+  nlohmann::json evaluate(const ModelSource& source, ModelEvalPlan plan, const std::string& files_prefix) {
     if (plan.splits.empty() && plan.tasks.empty() && plan.heldout_sft.files.empty() && plan.heldout_pairs.files.empty())
       return nlohmann::json::object();
+    EvalJournal journal(files_prefix + "eval.journal",
+                        {{"model", source.describe()}, {"dtype", dtype_option_name(placement_.dtype)}}, ranks_,
+                        "rerun the same command with --resume to continue");
+    plan.journal = &journal;
     return flat_metrics_json(evaluate_model(model_at(source), plan));
   }
 
@@ -526,6 +557,7 @@ class SpinRun {
     work();
     ranks_.sync();  // [dist] every rank's share and rank 0's files are complete
     state_.mark_done(name);
+    if (ranks_.writer()) remove_step_journal(name, options_.run_dir);
     // Preemption (core/stop_signal.h): a signal during a step that has no safe point of its
     // own (evaluation, scoring) stops the run once the step is recorded.
     if (ranks_.any(stop_requested()))
@@ -606,7 +638,7 @@ class SpinRun {
         plan.heldout_pairs = heldout_pair_options(it + "/heldout_pairs.jsonl", s, ranks_);
         plan.opponent = opponent;
       }
-      nlohmann::json eval = evaluate(p_next, plan);
+      nlohmann::json eval = evaluate(p_next, plan, it + "/");
       const nlohmann::json drift = training_drift(it + "/metrics.jsonl");
       if (!drift.is_null()) eval.update(drift);
       write_json(it + "/eval.json", eval);
@@ -653,7 +685,7 @@ class SpinRun {
     if (!recipe_.checkpoints.keep && ranks_.writer()) remove_checkpoints(trained);
     step(name + "/eval", [&] {
       const ModelSource trained_control = trained_model(t, it, model);
-      const nlohmann::json eval = evaluate(trained_control, evaluation(trained_control, it + "/"));
+      const nlohmann::json eval = evaluate(trained_control, evaluation(trained_control, it + "/"), it + "/");
       write_json(it + "/eval.json", eval);
       state_.log(name + " eval: " + loggable(eval));
       if (!ranks_.writer()) return;
