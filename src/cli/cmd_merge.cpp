@@ -31,8 +31,9 @@ CommandAction setup_merge(CLI::App& app) {
   auto options = std::make_shared<MergeOptions>();
   app.add_option("--model", options->model, "base HF model folder")->required();
   app.add_option("--adapter", options->adapters,
-                 "PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors); repeat to merge several "
-                 "in order, each into the model the ones before it made (a LoRA run's iter_0/adapter, iter_1/adapter, ...)")
+                 "PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors); repeat to merge "
+                 "several in order, each into the model the ones before it made (a LoRA run's iter_0/adapter, "
+                 "iter_1/adapter, ...)")
       ->required();
   app.add_option("--output", options->output, "folder of the merged HF model")->required();
   return [options] {

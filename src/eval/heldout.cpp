@@ -56,7 +56,8 @@ HeldoutSftResult heldout_sft(const Transformer& model, const TextCodec& codec, c
     result.tokens += tokens;
     done += static_cast<int64_t>(micro.size());
     progress.update(done);
-    if (options.journal && recorded == nullptr) options.journal->record("heldout_sft", key, {{"nll", nll}, {"tokens", tokens}});
+    if (options.journal && recorded == nullptr)
+      options.journal->record("heldout_sft", key, {{"nll", nll}, {"tokens", tokens}});
   }
   progress.finish();
   std::vector<double> sums = {result.nll_sum, double(result.tokens)};
@@ -106,7 +107,9 @@ ReferenceLogprobs score_own_pairs(const Transformer& model, const std::vector<To
       compute_reference_logprobs(model, mine, MicroBatching{options.batch_size}, 1024, "held-out pairs");
   if (options.journal)
     options.journal->record(options.journal_part, key,
-                            {{"real", scores.real}, {"generated", scores.generated}, {"real_tokens", scores.real_tokens},
+                            {{"real", scores.real},
+                             {"generated", scores.generated},
+                             {"real_tokens", scores.real_tokens},
                              {"generated_tokens", scores.generated_tokens}});
   return scores;
 }

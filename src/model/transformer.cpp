@@ -163,7 +163,10 @@ std::vector<DeviceView> device_views(const PackedTokens& packed, int64_t sliding
       v.rows = at::tensor(view.rows, at::kLong).to(device);
     }
     v.keep = view.keep;
-    if (!fused) v.mask = additive_mask(at::ones({1, n, n}, at::TensorOptions().device(device).dtype(at::kBool)).tril(), dtype);
+    if (!fused) {
+      const at::Tensor causal = at::ones({1, n, n}, at::TensorOptions().device(device).dtype(at::kBool)).tril();
+      v.mask = additive_mask(causal, dtype);  // [1, 1, n, n]
+    }
     views.push_back(std::move(v));
   }
   return views;
@@ -537,7 +540,8 @@ at::Tensor Transformer::forward_packed(const PackedTokens& packed) const {
   for (size_t b = 0; b + 1 < packed.block_starts.size(); ++b)
     check(packed.block_starts[b + 1] > packed.block_starts[b], "forward_packed: block ", b, " is empty");
   const bool fused = fused_attention_applies(device_);
-  if (fused || packed_causal_views_) blocks->views = device_views(packed, config_.sliding_window, device_, dtype_, fused);
+  if (fused || packed_causal_views_)
+    blocks->views = device_views(packed, config_.sliding_window, device_, dtype_, fused);
   if (blocks->views.empty()) {
     for (size_t b = 0; b + 1 < packed.block_starts.size(); ++b) {
       const int64_t start = packed.block_starts[b], length = packed.block_starts[b + 1] - start;

@@ -169,7 +169,7 @@ Recipe demo_recipe(const DemoOptions& o) {
 
 std::vector<DemoArm> demo_arms(const DemoOptions& o) {
   std::vector<DemoArm> arms;
-  DemoArm verified{"SPIN verified", demo_recipe(o), true};
+  DemoArm verified{"SPIN verified", demo_recipe(o), true, {}};
   verified.recipe.source += " (verifier-filtered negatives)";
   verified.recipe.output_dir = o.out_dir + "/run-verified";
   verified.recipe.generation.negatives.reject_verified = true;
@@ -178,7 +178,7 @@ std::vector<DemoArm> demo_arms(const DemoOptions& o) {
   verified.recipe.control.enabled = false;  // the SPIN run's control: same SFT model, data, seeds
   arms.push_back(verified);
   if (!o.full) return arms;
-  DemoArm beta1{"SPIN beta 1.0", demo_recipe(o), true};
+  DemoArm beta1{"SPIN beta 1.0", demo_recipe(o), true, {}};
   beta1.recipe.source += " (beta 1.0)";
   beta1.recipe.output_dir = o.out_dir + "/run-beta1";
   for (TrainSettings& t : beta1.recipe.iterations) t.beta = 1.0;
@@ -186,7 +186,7 @@ std::vector<DemoArm> demo_arms(const DemoOptions& o) {
   arms.push_back(beta1);
   // The paper's setting: SPIN from an SFT model that has stopped improving, with a control of
   // its own (the model differs from the other arms').
-  DemoArm plateau{"plateaued SFT", demo_recipe(o), false};
+  DemoArm plateau{"plateaued SFT", demo_recipe(o), false, {}};
   plateau.recipe.source += " (from the plateaued SFT model)";
   plateau.recipe.model_name_or_path = "";  // the checkpoint plateau_checkpoint picks, once trained
   plateau.recipe.output_dir = o.out_dir + "/run-plateau";

@@ -357,7 +357,9 @@ class SpinRun {
     state_.log(options_.resume ? "resuming run in " + options_.run_dir : "starting run in " + options_.run_dir);
     state_.log("models on " + placement_.device.str() + " in " + dtype_option_name(placement_.dtype));
     const ModelSource p_0 = resolve_model_source(recipe_.model_name_or_path);
-    step("sft_eval", [&] { write_json(dir("sft_eval.json"), evaluate(p_0, evaluation(p_0, dir("sft_")), dir("sft_"))); });
+    step("sft_eval", [&] {
+      write_json(dir("sft_eval.json"), evaluate(p_0, evaluation(p_0, dir("sft_")), dir("sft_")));
+    });
     ModelSource model = p_0, control_model = p_0;
     const int64_t T = int64_t(recipe_.iterations.size());
     int64_t t = 0;
@@ -514,7 +516,8 @@ class SpinRun {
   // files in folder: folder/model, or with LoRA and save_merged false, from's source with
   // folder/adapter merged last.
   ModelSource trained_model(int64_t t, const std::string& folder, const ModelSource& from) const {
-    if (!recipe_.iterations[size_t(t)].lora.enabled() || recipe_.checkpoints.save_merged) return {folder + "/model", {}};
+    if (!recipe_.iterations[size_t(t)].lora.enabled() || recipe_.checkpoints.save_merged)
+      return {folder + "/model", {}};
     ModelSource next = from;
     next.adapters.push_back(folder + "/adapter");
     return next;
@@ -559,7 +562,7 @@ class SpinRun {
     state_.mark_done(name);
     if (ranks_.writer()) remove_step_journal(name, options_.run_dir);
     // Preemption (core/stop_signal.h): a signal during a step that has no safe point of its
-    // own (evaluation, scoring) stops the run once the step is recorded.
+    // own (the opponent's held-out scoring) stops the run once the step is recorded.
     if (ranks_.any(stop_requested()))
       throw Preempted("run stopped by " + stop_cause() +
                       " after step " + name + ": rerun the same command with --resume to continue");
