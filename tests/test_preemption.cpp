@@ -50,9 +50,9 @@ class Preemption : public ::testing::Test {
   }
 
   static std::string train_args(const std::string& out) {
-    // 16 pairs, batch 2: 8 steps an epoch, 40 steps in all.
+    // 16 pairs, batch 2: 8 steps an epoch, 160 steps in all.
     return "train --threads 1 --model " + shell_quote(dir_ + "/model") + " --data " + shell_quote(dir_ + "/pairs.jsonl") +
-           " --output " + shell_quote(out) + " --batch-size 2 --epochs 5 --learning-rate 1e-3 --optimizer adamw";
+           " --output " + shell_quote(out) + " --batch-size 2 --epochs 20 --learning-rate 1e-3 --optimizer adamw";
   }
   static std::string generate_args(const std::string& out) {
     return "generate --threads 1 --model " + shell_quote(dir_ + "/model") + " --input " +
@@ -97,7 +97,8 @@ std::string Preemption::dir_;
 
 TEST_F(Preemption, SigtermDuringTrainingSavesAStepCheckpointAndResumeMatches) {
   const std::string out = dir_ + "/train-term";
-  const int status = interrupt(train_args(out), out + ".log", "train: 16 pairs", SIGTERM);
+  // Once training runs (a signal during the reference scoring before it: the test below).
+  const int status = interrupt(train_args(out), out + ".log", "reference log-probs: 16/16 pairs", SIGTERM);
   const std::string log = read_file(out + ".log");
   EXPECT_EQ(status, kPreemptedExit) << log;
   EXPECT_TRUE(contains(log, "stopped: training stopped by SIGTERM after step ")) << log;
@@ -116,7 +117,7 @@ TEST_F(Preemption, SigtermDuringTrainingSavesAStepCheckpointAndResumeMatches) {
 TEST_F(Preemption, SigusrOneAndSigintStopTrainingTheSameWay) {
   for (const int signal : {SIGUSR1, SIGINT}) {
     const std::string out = dir_ + "/train-" + signal_name(signal);
-    const int status = interrupt(train_args(out), out + ".log", "train: 16 pairs", signal);
+    const int status = interrupt(train_args(out), out + ".log", "reference log-probs: 16/16 pairs", signal);
     EXPECT_EQ(status, kPreemptedExit) << read_file(out + ".log");
     EXPECT_TRUE(contains(read_file(out + ".log"), "training stopped by " + signal_name(signal))) << read_file(out + ".log");
   }
@@ -181,6 +182,50 @@ iterations:
     EXPECT_EQ(read_file(out + "/" + file), read_file(dir_ + "/run-whole/" + file)) << file;
   const json a = json::parse(read_file(out + "/iter_0/eval.json")), b = json::parse(read_file(dir_ + "/run-whole/iter_0/eval.json"));
   EXPECT_EQ(a, b);
+}
+
+// SIGTERM while `spinlm train` scores the reference log-probs: the scored micro-batches stay in
+// the cache's journal (OUT/reference_logprobs-KEY.json.journal.partial), the rerun scores only
+// the rest, and training ends at the weights of an uninterrupted run.
+TEST_F(Preemption, SigtermDuringReferenceScoringKeepsTheScoredBatchesAndResumeMatches) {
+  std::mt19937_64 rng(13);
+  std::vector<json> pairs;
+  for (int i = 0; i < 3000; ++i) {
+    json user = {{"role", "user"}, {"content", "question " + std::to_string(i) + std::string(20 + rng() % 20, 'q')}};
+    pairs.push_back({{"real", {user, {{"role", "assistant"}, {"content", std::string(30 + rng() % 30, 'r')}}}},
+                     {"generated", {user, {{"role", "assistant"}, {"content", std::string(10 + rng() % 40, 'g')}}}}});
+  }
+  const std::string data = dir_ + "/many-pairs.jsonl";
+  write_jsonl_atomic(data, pairs);
+  const auto args = [&](const std::string& out) {
+    return "train --threads 1 --model " + shell_quote(dir_ + "/model") + " --data " + shell_quote(data) + " --output " +
+           shell_quote(out) + " --batch-size 1000 --micro-batch-size 4 --epochs 1 --learning-rate 1e-3 " +
+           "--optimizer adamw";
+  };
+  const auto whole = testkit::run_spinlm(args(dir_ + "/reference-whole"));
+  ASSERT_EQ(whole.exit_code, 0) << whole.output;
+
+  const std::string out = dir_ + "/reference-term";
+  const int status = interrupt(args(out), out + ".log", "train: 3000 pairs", SIGTERM);
+  const std::string log = read_file(out + ".log");
+  ASSERT_EQ(status, kPreemptedExit) << log;
+  EXPECT_TRUE(contains(log, "stopped: reference scoring stopped by SIGTERM; ")) << log;
+  EXPECT_TRUE(contains(log, ".journal.partial: rerun the same command")) << log;
+  int journals = 0, caches = 0;
+  for (const auto& entry : fs::directory_iterator(out)) {
+    const std::string name = entry.path().filename().string();
+    journals += name.rfind("reference_logprobs-", 0) == 0 && contains(name, ".json.journal.partial");
+    caches += name.rfind("reference_logprobs-", 0) == 0 && name.size() > 5 && name.substr(name.size() - 5) == ".json";
+  }
+  EXPECT_EQ(journals, 1);
+  EXPECT_EQ(caches, 0) << "the scoring was not finished";
+
+  const auto resumed = testkit::run_spinlm(args(out) + " --resume");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_TRUE(contains(resumed.output, "resuming with")) << resumed.output;
+  EXPECT_LT(largest_weight_difference(dir_ + "/reference-whole", out), 1e-6);
+  for (const auto& entry : fs::directory_iterator(out))
+    EXPECT_FALSE(contains(entry.path().filename().string(), "journal")) << entry.path();
 }
 
 // `spinlm eval --output R.json` keeps each finished unit of work (a batch of log-likelihoods,

@@ -5,6 +5,7 @@
 // every collective does nothing.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace spinlm {
@@ -41,5 +42,10 @@ struct Ranks {
     return value[0] > 0;
   }
 };
+
+// A rank's own file beside path, where each rank writes its share: PATH.rank-R-of-W.
+inline std::string rank_file_path(const std::string& path, int64_t rank, int64_t world_size) {
+  return path + ".rank-" + std::to_string(rank) + "-of-" + std::to_string(world_size);
+}
 
 }  // namespace spinlm

@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "core/logging.h"
 #include "eval/builtin_tasks.h"
-#include "eval/eval_journal.h"
+#include "io/work_journal.h"
 #include "eval/model_eval.h"
 #include "eval/results.h"
 #include "eval/task_yaml.h"
@@ -67,12 +67,11 @@ nlohmann::json run_evaluation(const EvalRunOptions& options) {
   const at::Device device = choose_device(options.device);
   const at::ScalarType dtype = choose_dtype(options.dtype, device);
   log_info("eval: model on ", device.str(), " in ", dtype_option_name(dtype));
-  // Finished work is kept beside --output (eval_journal.h): a stopped evaluation, rerun,
+  // Finished work is kept beside --output (io/work_journal.h): a stopped evaluation, rerun,
   // continues where it stopped.
-  std::unique_ptr<EvalJournal> journal = std::make_unique<EvalJournal>();
-  if (!options.output_path.empty())
-    journal = std::make_unique<EvalJournal>(options.output_path + ".journal", evaluation_fingerprint(options, dtype),
-                                            options.ranks, "rerun the same command to continue");
+  const auto journal = std::make_unique<WorkJournal>(
+      options.output_path.empty() ? "" : options.output_path + ".journal", evaluation_fingerprint(options, dtype),
+      options.ranks, "evaluation");
   plan.journal = journal.get();
   if (!options.heldout_pairs.empty()) {
     HeldoutPairsOptions& pairs_options = plan.heldout_pairs;
@@ -89,8 +88,7 @@ nlohmann::json run_evaluation(const EvalRunOptions& options) {
     check(text.codec != nullptr, options.model_dir, ": no tokenizer.json; held-out pairs need the model's tokenizer");
     const auto pairs = load_heldout_pairs(*text.codec, text.stop, text.vocab_size, pairs_options);
     HeldoutPairsOptions opponent_options = pairs_options;
-    opponent_options.journal = journal.get();
-    opponent_options.journal_part = "opponent_pairs";
+    opponent_options.journal = {journal.get(), "opponent_pairs"};
     const Transformer opponent = load_model(options.opponent_dir, device, dtype);
     plan.opponent = score_heldout_pairs(opponent, pairs, opponent_options);
   }

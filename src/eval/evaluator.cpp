@@ -108,8 +108,7 @@ TaskResult evaluate_task(const Transformer& model, const TextCodec& codec, const
     ll_options.batch_size = options.batch_size;
     ll_options.max_length = options.max_length;
     ll_options.show_progress = options.show_progress && options.ranks.writer();
-    ll_options.journal = options.journal;
-    ll_options.journal_part = config.name;
+    ll_options.journal = {options.journal, config.name};
     const auto scores = score_loglikelihood(model, requests, ll_options);
     size_t next = 0;
     for (size_t d = 0; d < prompts.docs.size(); ++d) {
@@ -132,8 +131,7 @@ TaskResult evaluate_task(const Transformer& model, const TextCodec& codec, const
     gen_options.max_length = options.max_length;
     gen_options.eos_ids = options.eos_ids;
     gen_options.show_progress = options.show_progress && options.ranks.writer();
-    gen_options.journal = options.journal;
-    gen_options.journal_part = config.name;
+    gen_options.journal = {options.journal, config.name};
     const auto texts = generate_greedy(model, codec.tokenizer(), requests, gen_options);
     size_t next = 0;
     for (size_t d = 0; d < prompts.docs.size(); ++d) {

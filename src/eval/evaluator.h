@@ -9,7 +9,7 @@
 
 #include "core/collective.h"
 #include "core/limits.h"
-#include "eval/eval_journal.h"
+#include "io/work_journal.h"
 #include "eval/task_config.h"
 #include "model/transformer.h"
 #include "text/text_codec.h"
@@ -25,7 +25,7 @@ struct EvalOptions {
   std::vector<int64_t> eos_ids;  // stop ids for generation (and the empty-context token: the first)
   bool show_progress = false;
   Ranks ranks;  // [dist] documents dealt round-robin to the ranks; every rank gets every result
-  EvalJournal* journal = nullptr;  // finished work kept for a rerun, part = the task's name (eval_journal.h)
+  WorkJournal* journal = nullptr;  // finished work kept for a rerun, part = the task's name (io/work_journal.h)
 };
 
 // Mean and standard error of each metric over a set of documents.

@@ -54,7 +54,7 @@ std::vector<std::string> generate_greedy(const Transformer& model, const Tokeniz
         unit.add(ids).add(std::to_string(max_gen_toks));
         for (const std::string& stop : until) unit.add(stop);
         unit_key = unit.hex();
-        if (const nlohmann::json* recorded = options.journal->find(options.journal_part, unit_key)) {
+        if (const nlohmann::json* recorded = options.journal.find(unit_key)) {
           texts[i] = recorded->get<std::string>();
           ++done;
           continue;
@@ -72,8 +72,7 @@ std::vector<std::string> generate_greedy(const Transformer& model, const Tokeniz
       texts[engine_members[result.request]] = std::move(result.text);
       ++done;
       if (progress) progress->update(done);
-      if (options.journal)
-        options.journal->record(options.journal_part, keys[result.request], texts[engine_members[result.request]]);
+      options.journal.record(keys[result.request], texts[engine_members[result.request]]);
     });
   }
   if (progress) progress->finish();

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "eval/eval_journal.h"
+#include "io/work_journal.h"
 #include "model/transformer.h"
 #include "text/tokenizer.h"
 
@@ -25,9 +25,7 @@ struct GreedyOptions {
   int64_t max_length = 0;   // 0: the model's max_position_embeddings
   std::vector<int64_t> eos_ids;
   bool show_progress = false;
-  // Each text recorded as one unit of journal_part (eval_journal.h); null: none.
-  EvalJournal* journal = nullptr;
-  std::string journal_part;
+  JournalPart journal;  // each text one unit (io/work_journal.h)
 };
 
 // One generated text per request, in request order.

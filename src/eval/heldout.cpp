@@ -40,7 +40,7 @@ HeldoutSftResult heldout_sft(const Transformer& model, const TextCodec& codec, c
                                                                   examples[i].sequence.scored.end()));
     }
     const std::string key = unit.hex();
-    const nlohmann::json* recorded = options.journal ? options.journal->find("heldout_sft", key) : nullptr;
+    const nlohmann::json* recorded = options.journal.find(key);
     double nll = 0.0;
     int64_t tokens = 0;
     if (recorded != nullptr) {
@@ -56,8 +56,7 @@ HeldoutSftResult heldout_sft(const Transformer& model, const TextCodec& codec, c
     result.tokens += tokens;
     done += static_cast<int64_t>(micro.size());
     progress.update(done);
-    if (options.journal && recorded == nullptr)
-      options.journal->record("heldout_sft", key, {{"nll", nll}, {"tokens", tokens}});
+    if (recorded == nullptr) options.journal.record(key, {{"nll", nll}, {"tokens", tokens}});
   }
   progress.finish();
   std::vector<double> sums = {result.nll_sum, double(result.tokens)};
@@ -83,47 +82,18 @@ std::vector<TokenPair> load_heldout_pairs(const TextCodec& codec, const StopToke
   return pairs;
 }
 
-namespace {
-
-// This rank's scores of its pairs, from the journal when recorded there.
-ReferenceLogprobs score_own_pairs(const Transformer& model, const std::vector<TokenPair>& mine,
-                                  const HeldoutPairsOptions& options) {
-  UnitKey unit;
-  for (const TokenPair& pair : mine) unit.add(pair.prompt).add(pair.real).add(pair.generated);
-  const std::string key = unit.hex();
-  if (options.journal) {
-    if (const nlohmann::json* recorded = options.journal->find(options.journal_part, key)) {
-      ReferenceLogprobs scores;
-      scores.real = recorded->at("real").get<std::vector<double>>();
-      scores.generated = recorded->at("generated").get<std::vector<double>>();
-      scores.real_tokens = recorded->at("real_tokens").get<std::vector<int64_t>>();
-      scores.generated_tokens = recorded->at("generated_tokens").get<std::vector<int64_t>>();
-      check(scores.real.size() == mine.size(), "evaluation journal: recorded held-out pair scores for ",
-            scores.real.size(), " pairs, not ", mine.size());
-      return scores;
-    }
-  }
-  ReferenceLogprobs scores =
-      compute_reference_logprobs(model, mine, MicroBatching{options.batch_size}, 1024, "held-out pairs");
-  if (options.journal)
-    options.journal->record(options.journal_part, key,
-                            {{"real", scores.real},
-                             {"generated", scores.generated},
-                             {"real_tokens", scores.real_tokens},
-                             {"generated_tokens", scores.generated_tokens}});
-  return scores;
-}
-
-}  // namespace
-
 ReferenceLogprobs score_heldout_pairs(const Transformer& model, const std::vector<TokenPair>& pairs,
                                       const HeldoutPairsOptions& options) {
-  if (options.ranks.group == nullptr) return score_own_pairs(model, pairs, options);
+  const auto score = [&](const std::vector<TokenPair>& some) {
+    return compute_reference_logprobs(model, some, MicroBatching{options.batch_size}, 1024, "held-out pairs",
+                                      options.journal);
+  };
+  if (options.ranks.group == nullptr) return score(pairs);
   // [dist] This rank's pairs (i % ranks == rank), placed among zeros and summed over the ranks.
   std::vector<TokenPair> mine;
   for (size_t i = 0; i < pairs.size(); ++i)
     if (options.ranks.mine(int64_t(i))) mine.push_back(pairs[i]);
-  const ReferenceLogprobs part = score_own_pairs(model, mine, options);
+  const ReferenceLogprobs part = score(mine);
   const size_t n = pairs.size();
   std::vector<double> all(4 * n, 0.0);
   for (size_t k = 0, i = size_t(options.ranks.index()); i < n; ++k, i += size_t(options.ranks.count())) {

@@ -15,7 +15,7 @@
 #include "core/collective.h"
 #include "core/limits.h"
 #include "data/collate.h"
-#include "eval/eval_journal.h"
+#include "io/work_journal.h"
 #include "model/stop_tokens.h"
 #include "model/transformer.h"
 #include "text/text_codec.h"
@@ -30,7 +30,7 @@ struct HeldoutSftOptions {
   int64_t batch_size = 8;          // sequences per forward
   int64_t limit = kNoLimit;        // only the first `limit` conversations
   Ranks ranks;                     // [dist] conversations dealt round-robin; every rank gets the sums
-  EvalJournal* journal = nullptr;  // each micro-batch a unit of part "heldout_sft" (eval_journal.h)
+  JournalPart journal;             // each micro-batch one unit (io/work_journal.h)
 };
 
 struct HeldoutSftResult {
@@ -52,9 +52,7 @@ struct HeldoutPairsOptions {
   int64_t batch_size = 8;  // pairs per forward
   int64_t limit = kNoLimit;
   Ranks ranks;  // [dist] pairs dealt round-robin to the ranks; every rank gets every score
-  // This rank's scores recorded as one unit of journal_part (eval_journal.h); null: none.
-  EvalJournal* journal = nullptr;
-  std::string journal_part = "heldout_pairs";
+  JournalPart journal;  // this rank's scores, a unit a micro-batch (io/work_journal.h)
 };
 
 struct HeldoutPairsResult {

@@ -131,13 +131,13 @@ std::vector<LoglikelihoodResult> score_loglikelihood(const Transformer& model,
         for (const auto& branch : block.branches) unit.add(branch.ids);
       }
       key = unit.hex();
-      recorded = options.journal->find(options.journal_part, key);
+      recorded = options.journal.find(key);
     }
     if (recorded != nullptr) {
       const nlohmann::json& lp = recorded->at("logprob");
       const nlohmann::json& gr = recorded->at("greedy");
-      check(lp.size() == sums.size() && gr.size() == sums.size(), "evaluation journal: a recorded batch of ",
-            options.journal_part, " has ", lp.size(), " results for ", sums.size(), " continuations");
+      check(lp.size() == sums.size() && gr.size() == sums.size(), "work journal: a recorded batch of ",
+            options.journal.name, " has ", lp.size(), " results for ", sums.size(), " continuations");
       for (size_t o = 0; o < sums.size(); ++o) {
         sums[o] = lp[o].get<double>();
         greedy_all[o] = gr[o].get<bool>();
@@ -169,8 +169,7 @@ std::vector<LoglikelihoodResult> score_loglikelihood(const Transformer& model,
         results[request].is_greedy = greedy_all[o];
       }
     }
-    if (options.journal && recorded == nullptr)
-      options.journal->record(options.journal_part, key, {{"logprob", sums}, {"greedy", greedy_all}});
+    if (recorded == nullptr) options.journal.record(key, {{"logprob", sums}, {"greedy", greedy_all}});
     if (progress) progress->update(static_cast<int64_t>(end));
   }
   if (progress) progress->finish();

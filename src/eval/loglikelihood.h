@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "eval/eval_journal.h"
+#include "io/work_journal.h"
 #include "model/transformer.h"
 #include "text/tokenizer.h"
 
@@ -40,9 +40,7 @@ struct LoglikelihoodOptions {
   // Requests with the same context share one block (off: one block per request; for
   // benchmarks).
   bool merge_identical_inputs = true;
-  // Each forward's results recorded as one unit of journal_part (eval_journal.h); null: none.
-  EvalJournal* journal = nullptr;
-  std::string journal_part;
+  JournalPart journal;  // each forward's results one unit (io/work_journal.h)
 };
 
 // The harness's _encode_pair; empty_context_id replaces an empty context (EOS), bos_id (when

@@ -95,7 +95,7 @@ json distribution(const Transformer& model, const ModelText& text, const ModelEv
   if (const json* recorded = plan.journal ? plan.journal->find("distribution", key) : nullptr) {
     for (const json& row : *recorded) {
       rows.push_back(row);
-      mine.push_back(problem_from_json(row, "evaluation journal"));
+      mine.push_back(problem_from_json(row, "work journal"));
     }
   } else {
     mine = score_answer_distribution(model, *text.codec, text.stop, o);
@@ -149,7 +149,7 @@ ModelEvalResult evaluate_model(const Transformer& model, const ModelEvalPlan& pl
   if (!plan.heldout_sft.files.empty()) {
     HeldoutSftOptions o = plan.heldout_sft;
     o.ranks = plan.ranks;
-    o.journal = plan.journal;
+    o.journal = {plan.journal, "heldout_sft"};
     r.heldout_sft = heldout_sft(model, *text.codec, text.stop, o);
     log_info("held-out SFT: ", r.heldout_sft->tokens, " assistant tokens, NLL/token ", r.heldout_sft->nll_per_token,
              ", perplexity ", r.heldout_sft->perplexity);
@@ -164,7 +164,7 @@ ModelEvalResult evaluate_model(const Transformer& model, const ModelEvalPlan& pl
     check(plan.opponent.has_value(), "held-out reward accuracy needs the opponent's scores of the pairs");
     HeldoutPairsOptions o = plan.heldout_pairs;
     o.ranks = plan.ranks;
-    o.journal = plan.journal;
+    o.journal = {plan.journal, "heldout_pairs"};
     const std::vector<TokenPair> pairs = load_heldout_pairs(*text.codec, text.stop, text.vocab_size, o);
     r.heldout_pairs = summarize_pair_rewards(pairs, score_heldout_pairs(model, pairs, o), *plan.opponent, o);
     log_info("held-out pairs: ", r.heldout_pairs->pairs, " pairs, reward accuracy ", r.heldout_pairs->reward_accuracy,

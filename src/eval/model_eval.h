@@ -58,7 +58,11 @@ struct ModelEvalPlan {
   std::optional<ReferenceLogprobs> opponent;  // the opponent's scores of heldout_pairs (needed with them)
   bool show_progress = false;
   Ranks ranks;  // [dist] every part split over these ranks
-  EvalJournal* journal = nullptr;  // finished work kept for a rerun (eval_journal.h); null: none
+  // Finished work kept for a rerun (io/work_journal.h), null: none. Its parts: each task's
+  // name (a forward's log-likelihoods, a greedy generation), "heldout_sft" (a micro-batch),
+  // "heldout_pairs" (a micro-batch of pair scores), "distribution" (a split's rows of this
+  // rank), "exact_match"/"sample_accuracy" (a split's checked answers).
+  WorkJournal* journal = nullptr;
 };
 
 struct ModelEvalResult {

@@ -11,10 +11,6 @@
 
 namespace spinlm {
 
-std::string rank_file_path(const std::string& output_path, int64_t rank, int64_t world_size) {
-  return output_path + ".rank-" + std::to_string(rank) + "-of-" + std::to_string(world_size);
-}
-
 void merge_rank_files(const std::string& output_path, const Ranks& ranks) {
   if (ranks.group == nullptr) return;
   ranks.sync();  // every rank's file is complete

@@ -17,9 +17,6 @@
 
 namespace spinlm {
 
-// OUTPUT.rank-R-of-W
-std::string rank_file_path(const std::string& output_path, int64_t rank, int64_t world_size);
-
 // After each rank wrote its rows into rank_file_path(output_path, rank, world): rank 0 merges
 // them by index into output_path and removes them; output_path exists on every rank's return.
 // One process: nothing to merge (output_path is its own file).

@@ -14,7 +14,6 @@
 #include "core/stop_signal.h"
 #include "data/verifier.h"
 #include "eval/builtin_tasks.h"
-#include "eval/eval_journal.h"
 #include "eval/heldout.h"
 #include "eval/model_eval.h"
 #include "eval/paired.h"
@@ -24,6 +23,7 @@
 #include "io/json_text.h"
 #include "io/jsonl.h"
 #include "io/safetensors.h"
+#include "io/work_journal.h"
 #include "model/device_choice.h"
 #include "model/hf_model.h"
 #include "model/lora.h"
@@ -248,7 +248,7 @@ void remove_stale_temporaries(const std::string& run_dir) {
   for (const fs::path& path : stale) fs::remove(path);
 }
 
-// Removes the files of the evaluation journal at path (eval/eval_journal.h: PATH.partial, or
+// Removes the files of the work journal at path (io/work_journal.h: PATH.partial, or
 // PATH.rank-R-of-W.partial under several processes).
 void remove_eval_journal(const std::string& path) {
   const fs::path folder = fs::path(path).parent_path();
@@ -535,15 +535,15 @@ class SpinRun {
     return evaluation_plan(recipe_, model, files_prefix, ranks_, options_.show_progress);
   }
   // The flat numbers of eval.json for the model of source; empty when the plan measures
-  // nothing. Finished work goes into files_prefix + "eval.journal" (eval/eval_journal.h), so a
+  // nothing. Finished work goes into files_prefix + "eval.journal" (io/work_journal.h), so a
   // step stopped by a signal or a kill resumes inside the evaluation; step() removes the
   // journal once the step is recorded.
   nlohmann::json evaluate(const ModelSource& source, ModelEvalPlan plan, const std::string& files_prefix) {
     if (plan.splits.empty() && plan.tasks.empty() && plan.heldout_sft.files.empty() && plan.heldout_pairs.files.empty())
       return nlohmann::json::object();
-    EvalJournal journal(files_prefix + "eval.journal",
+    WorkJournal journal(files_prefix + "eval.journal",
                         {{"model", source.describe()}, {"dtype", dtype_option_name(placement_.dtype)}}, ranks_,
-                        "rerun the same command with --resume to continue");
+                        "evaluation");
     plan.journal = &journal;
     return flat_metrics_json(evaluate_model(model_at(source), plan));
   }

@@ -31,7 +31,7 @@ PairScores score_pairs(const Transformer& model, const std::vector<const TokenPa
 
 ReferenceLogprobs compute_reference_logprobs(const Transformer& model, const std::vector<TokenPair>& pairs,
                                              const MicroBatching& micro_batching, int64_t chunk_positions,
-                                             const std::string& label) {
+                                             const std::string& label, const JournalPart& journal) {
   at::NoGradGuard no_grad;
   const size_t n = pairs.size();
   ReferenceLogprobs out;
@@ -49,19 +49,39 @@ ReferenceLogprobs compute_reference_logprobs(const Transformer& model, const std
   int64_t done = 0;
   for (const auto& micro : split_micro_batches(all, lengths, tokens, micro_batching)) {
     std::vector<const TokenPair*> ptrs;
-    for (int64_t i : micro) ptrs.push_back(&pairs[i]);
-    PairScores s = score_pairs(model, ptrs, chunk_positions);
-    at::Tensor real = s.real.to(at::kDouble).cpu(), gen = s.generated.to(at::kDouble).cpu();
-    at::Tensor rt = s.real_tokens.cpu(), gt = s.generated_tokens.cpu();
+    UnitKey unit;
+    for (int64_t i : micro) {
+      ptrs.push_back(&pairs[i]);
+      unit.add(pairs[i].prompt).add(pairs[i].real).add(pairs[i].generated);
+    }
+    const std::string key = journal ? unit.hex() : "";
+    const nlohmann::json* recorded = journal.find(key);
+    nlohmann::json scores;  // the micro-batch's scores, in its order
+    if (recorded != nullptr) {
+      scores = *recorded;
+      check(scores.at("real").size() == micro.size(), "work journal: a recorded micro-batch of ", journal.name, " has ",
+            scores.at("real").size(), " pairs, not ", micro.size());
+    } else {
+      PairScores s = score_pairs(model, ptrs, chunk_positions);
+      at::Tensor real = s.real.to(at::kDouble).cpu(), gen = s.generated.to(at::kDouble).cpu();
+      at::Tensor rt = s.real_tokens.cpu(), gt = s.generated_tokens.cpu();
+      for (size_t k = 0; k < micro.size(); ++k) {
+        scores["real"].push_back(real[k].item<double>());
+        scores["generated"].push_back(gen[k].item<double>());
+        scores["real_tokens"].push_back(static_cast<int64_t>(rt[k].item<float>()));
+        scores["generated_tokens"].push_back(static_cast<int64_t>(gt[k].item<float>()));
+      }
+    }
     for (size_t k = 0; k < micro.size(); ++k) {
       const int64_t i = micro[k];
-      out.real[i] = real[k].item<double>();
-      out.generated[i] = gen[k].item<double>();
-      out.real_tokens[i] = static_cast<int64_t>(rt[k].item<float>());
-      out.generated_tokens[i] = static_cast<int64_t>(gt[k].item<float>());
+      out.real[i] = scores["real"][k].get<double>();
+      out.generated[i] = scores["generated"][k].get<double>();
+      out.real_tokens[i] = scores["real_tokens"][k].get<int64_t>();
+      out.generated_tokens[i] = scores["generated_tokens"][k].get<int64_t>();
     }
     done += static_cast<int64_t>(micro.size());
     progress.update(done);
+    if (recorded == nullptr) journal.record(key, scores);
   }
   progress.finish();
   return out;
@@ -135,8 +155,8 @@ std::string hash_pairs(const std::vector<TokenPair>& pairs, const TruncationOpti
 }
 
 ReferenceLogprobs load_or_compute_reference(const std::string& cache_path, const std::string& key,
-                                            size_t expected_pairs,
-                                            const std::function<ReferenceLogprobs()>& compute) {
+                                            size_t expected_pairs, const Ranks& ranks,
+                                            const std::function<ReferenceLogprobs(const JournalPart&)>& compute) {
   if (file_exists(cache_path)) {
     try {
       const nlohmann::json j = read_json_file(cache_path);
@@ -158,14 +178,16 @@ ReferenceLogprobs load_or_compute_reference(const std::string& cache_path, const
       log_warning(cache_path, " is damaged (", error.what(), "); recomputing it");
     }
   }
-  ReferenceLogprobs r = compute();
+  make_directories(fs::path(cache_path).parent_path().string());
+  WorkJournal journal(cache_path + ".journal", {{"key", key}}, ranks, "reference scoring");
+  ReferenceLogprobs r = compute(JournalPart{&journal, "reference"});
   nlohmann::json j = {{"key", key},
                       {"real", r.real},
                       {"generated", r.generated},
                       {"real_tokens", r.real_tokens},
                       {"generated_tokens", r.generated_tokens}};
-  make_directories(fs::path(cache_path).parent_path().string());
   write_file_atomic(cache_path, j.dump() + "\n");
+  journal.remove();
   return r;
 }
 

@@ -9,9 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "core/collective.h"
 #include "data/collate.h"
 #include "data/packing.h"
 #include "data/pairs.h"
+#include "io/work_journal.h"
 #include "model/transformer.h"
 
 namespace spinlm {
@@ -36,10 +38,13 @@ struct PairScores {
 PairScores score_pairs(const Transformer& model, const std::vector<const TokenPair*>& pairs,
                        int64_t chunk_positions = 1024);
 
-// Scores every pair without gradient, one forward per micro-batch (data/packing.h).
+// Scores every pair without gradient, one forward per micro-batch (data/packing.h); each
+// micro-batch's scores are one unit of journal (io/work_journal.h), taken from it when
+// recorded there.
 ReferenceLogprobs compute_reference_logprobs(const Transformer& model, const std::vector<TokenPair>& pairs,
                                              const MicroBatching& micro_batching, int64_t chunk_positions = 1024,
-                                             const std::string& label = "reference log-probs");
+                                             const std::string& label = "reference log-probs",
+                                             const JournalPart& journal = {});
 
 // Hex hash of a model folder's weight files (model.safetensors or its shards), or of an
 // adapter folder's adapter_model.safetensors.
@@ -48,10 +53,12 @@ std::string hash_model_weights(const std::string& model_dir);
 std::string hash_pairs(const std::vector<TokenPair>& pairs, const TruncationOptions& truncation);
 
 // Loads cache_path when its key equals key and it holds expected_pairs rows; otherwise runs
-// compute and writes the cache atomically.
+// compute and writes the cache atomically. compute records its work in the journal it is
+// given (cache_path + ".journal", this rank's), so a computation stopped by a signal or a
+// kill resumes where it stopped; the journal goes once the cache is written.
 ReferenceLogprobs load_or_compute_reference(const std::string& cache_path, const std::string& key,
-                                            size_t expected_pairs,
-                                            const std::function<ReferenceLogprobs()>& compute);
+                                            size_t expected_pairs, const Ranks& ranks,
+                                            const std::function<ReferenceLogprobs(const JournalPart&)>& compute);
 
 // --reference-mix BASE:ALPHA (Alami et al. 2024): alpha * log p_base + (1 - alpha) * log p_t.
 struct ReferenceMix {

@@ -92,12 +92,12 @@ namespace {
 // ranks (each row is non-zero on exactly one rank, so the sum is exact) gives every rank all.
 ReferenceLogprobs compute_reference_sharded(const Transformer& model, const std::vector<TokenPair>& pairs,
                                             const MicroBatching& micro, int64_t chunk_positions, const std::string& what,
-                                            DataParallel& parallel) {
+                                            DataParallel& parallel, const JournalPart& journal) {
   const size_t n = pairs.size(), world = static_cast<size_t>(parallel.world_size());
   std::vector<TokenPair> mine;
   for (size_t i = static_cast<size_t>(parallel.rank()); i < n; i += world) mine.push_back(pairs[i]);
   ReferenceLogprobs part;
-  if (!mine.empty()) part = compute_reference_logprobs(model, mine, micro, chunk_positions, what);
+  if (!mine.empty()) part = compute_reference_logprobs(model, mine, micro, chunk_positions, what, journal);
   std::vector<double> flat(4 * n, 0.0);  // [real | generated | real_tokens | generated_tokens]
   for (size_t k = 0; k < mine.size(); ++k) {
     const size_t i = static_cast<size_t>(parallel.rank()) + k * world;
@@ -125,25 +125,28 @@ ReferenceLogprobs reference_for(const std::vector<TokenPair>& pairs, const SpinT
   const std::string out = options.loop.output_dir;
   const MicroBatching micro = micro_batching(options.loop);
   const std::string key = model_key + "-" + pairs_key;
+  const Ranks ranks{options.loop.parallel};
   ReferenceLogprobs current = load_or_compute_reference(
-      (fs::path(out) / ("reference_logprobs-" + key + ".json")).string(), key, pairs.size(), [&] {
+      (fs::path(out) / ("reference_logprobs-" + key + ".json")).string(), key, pairs.size(), ranks,
+      [&](const JournalPart& journal) {
         if (options.loop.parallel && options.loop.parallel->world_size() > 1) {  // [dist]
           return compute_reference_sharded(*model, pairs, micro, options.chunk_positions, what,
-                                           *options.loop.parallel);
+                                           *options.loop.parallel, journal);
         }
-        return compute_reference_logprobs(*model, pairs, micro, options.chunk_positions, what);
+        return compute_reference_logprobs(*model, pairs, micro, options.chunk_positions, what, journal);
       });
   if (mix.base_dir.empty()) return current;
   const std::string bkey = base_key + "-" + pairs_key;
   ReferenceLogprobs base = load_or_compute_reference(
-      (fs::path(out) / ("reference_logprobs-" + bkey + ".json")).string(), bkey, pairs.size(), [&] {
+      (fs::path(out) / ("reference_logprobs-" + bkey + ".json")).string(), bkey, pairs.size(), ranks,
+      [&](const JournalPart& journal) {
         Transformer base_model = load_model(mix.base_dir, model->device(), model->dtype());
         if (options.loop.parallel && options.loop.parallel->world_size() > 1) {  // [dist]
           return compute_reference_sharded(base_model, pairs, micro, options.chunk_positions,
-                                           what + " (base)", *options.loop.parallel);
+                                           what + " (base)", *options.loop.parallel, journal);
         }
         return compute_reference_logprobs(base_model, pairs, micro, options.chunk_positions,
-                                          what + " (base)");
+                                          what + " (base)", journal);
       });
   return mix_reference(base, current, mix.alpha);
 }

@@ -1,17 +1,17 @@
-#include "eval/eval_journal.h"
+#include "io/work_journal.h"
 
 #include <cstdio>
 
 #include "core/error.h"
 #include "core/logging.h"
 #include "core/stop_signal.h"
-#include "generate/generate_shards.h"
 
 namespace spinlm {
 
-EvalJournal::EvalJournal(const std::string& path, const nlohmann::json& fingerprint, const Ranks& ranks,
-                         std::string resume_hint)
-    : resume_hint_(std::move(resume_hint)) {
+WorkJournal::WorkJournal(const std::string& path, const nlohmann::json& fingerprint, const Ranks& ranks,
+                         std::string label)
+    : label_(std::move(label)) {
+  if (path.empty()) return;
   const std::string own = ranks.group == nullptr ? path : rank_file_path(path, ranks.index(), ranks.count());
   file_ = std::make_unique<ResumableJsonl>(own);
   const std::vector<nlohmann::json>& rows = file_->existing_rows();
@@ -21,10 +21,10 @@ EvalJournal::EvalJournal(const std::string& path, const nlohmann::json& fingerpr
   }
   const std::string where = file_->partial_path();
   check(rows.front().is_object() && rows.front().contains("fingerprint"), where,
-        ": line 1 is not an evaluation journal's fingerprint; delete the file to start over");
-  check(rows.front()["fingerprint"] == fingerprint, where, ": made by another evaluation (",
+        ": line 1 is not a journal's fingerprint; delete the file to start over");
+  check(rows.front()["fingerprint"] == fingerprint, where, ": made by another ", label_, " (",
         rows.front()["fingerprint"].dump(), ", now ", fingerprint.dump(),
-        "); delete it to start this one over, or rerun the evaluation it was made by");
+        "); delete it to start this one over, or rerun the ", label_, " it was made by");
   for (size_t i = 1; i < rows.size(); ++i) {
     const nlohmann::json& row = rows[i];
     check(row.is_object() && row.contains("part") && row["part"].is_string() && row.contains("key") &&
@@ -35,14 +35,14 @@ EvalJournal::EvalJournal(const std::string& path, const nlohmann::json& fingerpr
   log_info(where, ": resuming with ", values_.size(), " finished units of work");
 }
 
-EvalJournal::~EvalJournal() = default;
+WorkJournal::~WorkJournal() = default;
 
-const nlohmann::json* EvalJournal::find(const std::string& part, const std::string& key) const {
+const nlohmann::json* WorkJournal::find(const std::string& part, const std::string& key) const {
   const auto found = values_.find(part + '\n' + key);
   return found == values_.end() ? nullptr : &found->second;
 }
 
-void EvalJournal::record(const std::string& part, const std::string& key, const nlohmann::json& value) {
+void WorkJournal::record(const std::string& part, const std::string& key, const nlohmann::json& value) {
   if (file_) {
     file_->append({{"part", part}, {"key", key}, {"value", value}});
     values_[part + '\n' + key] = value;
@@ -50,16 +50,16 @@ void EvalJournal::record(const std::string& part, const std::string& key, const 
   safe_point();
 }
 
-void EvalJournal::safe_point() const {
+void WorkJournal::safe_point() const {
   if (!stop_requested()) return;
-  if (!file_)
-    throw Preempted("evaluation stopped by " + signal_name(stop_signal()) +
-                    "; nothing was kept (spinlm eval keeps finished work only with --output)");
-  throw Preempted("evaluation stopped by " + signal_name(stop_signal()) + "; " + std::to_string(values_.size()) +
-                  " finished units of work are kept in " + file_->partial_path() + ": " + resume_hint_);
+  const std::string stopped = label_ + " stopped by " + signal_name(stop_signal());
+  if (!file_) throw Preempted(stopped + "; nothing was kept");
+  throw Preempted(stopped + "; " + std::to_string(values_.size()) + " finished units of work are kept in " +
+                  file_->partial_path() +
+                  ": rerun the same command to continue (spinlm run and spinlm train: with --resume)");
 }
 
-void EvalJournal::remove() {
+void WorkJournal::remove() {
   if (!file_) return;
   const std::string path = file_->partial_path();
   file_.reset();
