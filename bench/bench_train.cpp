@@ -106,7 +106,7 @@ int run_cpp(bool two_models, const BenchOptions& bench, bool lora = false) {
     reference_model = std::make_unique<Transformer>(config);
     reference_model->init_random(1);
   } else {
-    cached = compute_reference_logprobs(model, pairs, 2, bench.chunk, "reference");
+    cached = compute_reference_logprobs(model, pairs, MicroBatching{2}, bench.chunk, "reference");
   }
   std::fprintf(stderr, "  %s before training: peak RSS %.2f GiB\n", name, peak_rss_gib());
   if (lora) {
