@@ -1,7 +1,9 @@
 // `spinlm run` with LoRA (use_peft): each iteration trains a fresh adapter on p_t, keeps it in
 // iter_T/adapter/ (a PEFT folder), and iter_T/model/ is p_{t+1} = p_t with the adapter merged;
 // a run killed in generation, in training, or between training and evaluation, and resumed,
-// ends with the files of an uninterrupted run.
+// ends with the files of an uninterrupted run. With save_merged: false only the adapters are
+// written and the run computes the same; a run may start from an adapter folder; the control
+// trains an adapter too.
 #include <gtest/gtest.h>
 
 #include <filesystem>
