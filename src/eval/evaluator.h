@@ -9,8 +9,8 @@
 
 #include "core/collective.h"
 #include "core/limits.h"
-#include "io/work_journal.h"
 #include "eval/task_config.h"
+#include "io/work_journal.h"
 #include "model/transformer.h"
 #include "text/text_codec.h"
 
