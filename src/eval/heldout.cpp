@@ -33,13 +33,14 @@ HeldoutSftResult heldout_sft(const Transformer& model, const TextCodec& codec, c
   int64_t done = 0;
   for (const auto& micro : group_by_length(mine, lengths, options.batch_size)) {
     std::vector<LabeledSequence> sequences;
-    UnitKey unit;
-    for (int64_t i : micro) {
-      sequences.push_back(examples[i].sequence);
-      unit.add(examples[i].sequence.ids).add(std::vector<int64_t>(examples[i].sequence.scored.begin(),
-                                                                  examples[i].sequence.scored.end()));
+    for (int64_t i : micro) sequences.push_back(examples[i].sequence);
+    std::string key;
+    if (options.journal) {
+      UnitKey unit;
+      for (const LabeledSequence& s : sequences)
+        unit.add(s.ids).add(std::vector<int64_t>(s.scored.begin(), s.scored.end()));
+      key = unit.hex();
     }
-    const std::string key = unit.hex();
     const nlohmann::json* recorded = options.journal.find(key);
     double nll = 0.0;
     int64_t tokens = 0;

@@ -60,7 +60,6 @@ bool ThriftCompactReader::read_bool(uint8_t type) {
   return type == kBoolTrue;
 }
 
-
 int32_t ThriftCompactReader::read_i32() { return static_cast<int32_t>(zigzag(read_varint())); }
 
 int64_t ThriftCompactReader::read_i64() { return zigzag(read_varint()); }

@@ -44,7 +44,6 @@ void make_current(at::Device device) {
 
 }  // namespace
 
-
 at::ScalarType default_dtype(at::Device device) { return device.is_cuda() ? at::kBFloat16 : at::kFloat; }
 
 std::string device_name_for_rank(const std::string& name, bool cuda_available, int local_rank) {

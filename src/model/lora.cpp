@@ -558,10 +558,6 @@ std::shared_ptr<LoraAdapters> load_lora_adapter(const std::string& dir, const Mo
   return adapters;
 }
 
-}  // namespace spinlm
-
-namespace spinlm {
-
 std::string ModelSource::describe() const {
   std::string text = folder;
   for (const std::string& adapter : adapters) text += " + " + adapter;

@@ -51,11 +51,6 @@ struct Transformer::CacheWrite {
   at::Tensor write_positions;  // [S] int64 on the device
 };
 
-// forward_packed's attention over a stream. Masks: block b is stream rows starts[b] ..
-// starts[b + 1] - 1 with the additive mask masks[b] [1, 1, L, L]. Views (when views is not
-// empty): each view is rows of the stream, contiguous (start, length) or gathered (rows),
-// that attend causally among themselves; its last `keep` rows' outputs are used, and the
-// views' kept rows, in order, are the stream's rows in order.
 namespace {
 // A causal view (packed_tokens.h) on the device.
 struct DeviceView {
@@ -65,6 +60,12 @@ struct DeviceView {
   at::Tensor mask;  // [1, 1, n, n] causal, additive; undefined for fused attention's is_causal
 };
 }  // namespace
+
+// forward_packed's attention over a stream. Masks: block b is stream rows starts[b] ..
+// starts[b + 1] - 1 with the additive mask masks[b] [1, 1, L, L]. Views (when views is not
+// empty): each view is rows of the stream, contiguous (start, length) or gathered (rows),
+// that attend causally among themselves; its last `keep` rows' outputs are used, and the
+// views' kept rows, in order, are the stream's rows in order.
 struct Transformer::PackedAttention {
   std::vector<int64_t> starts;
   std::vector<at::Tensor> masks;

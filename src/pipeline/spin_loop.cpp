@@ -264,8 +264,9 @@ void remove_eval_journal(const std::string& path) {
 }
 
 void check_inputs(const Recipe& recipe) {
+  ModelSource p_0;
   try {
-    resolve_model_source(recipe.model_name_or_path);
+    p_0 = resolve_model_source(recipe.model_name_or_path);
   } catch (const Error& e) {
     fail(recipe.source, ": model_name_or_path: ", e.what());
   }
@@ -275,7 +276,7 @@ void check_inputs(const Recipe& recipe) {
   std::optional<ModelConfig> config;
   for (size_t t = 0; t < recipe.iterations.size(); ++t) {
     if (!recipe.iterations[t].lora.enabled()) continue;
-    if (!config) config = load_config(resolve_model_source(recipe.model_name_or_path).folder + "/config.json");
+    if (!config) config = load_config(p_0.folder + "/config.json");
     try {
       resolve_lora_targets(*config, recipe.iterations[t].lora.targets);
     } catch (const Error& e) {

@@ -49,12 +49,13 @@ ReferenceLogprobs compute_reference_logprobs(const Transformer& model, const std
   int64_t done = 0;
   for (const auto& micro : split_micro_batches(all, lengths, tokens, micro_batching)) {
     std::vector<const TokenPair*> ptrs;
-    UnitKey unit;
-    for (int64_t i : micro) {
-      ptrs.push_back(&pairs[i]);
-      unit.add(pairs[i].prompt).add(pairs[i].real).add(pairs[i].generated);
+    for (int64_t i : micro) ptrs.push_back(&pairs[i]);
+    std::string key;
+    if (journal) {
+      UnitKey unit;
+      for (const TokenPair* pair : ptrs) unit.add(pair->prompt).add(pair->real).add(pair->generated);
+      key = unit.hex();
     }
-    const std::string key = journal ? unit.hex() : "";
     const nlohmann::json* recorded = journal.find(key);
     nlohmann::json scores;  // the micro-batch's scores, in its order
     if (recorded != nullptr) {
